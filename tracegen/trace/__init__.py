@@ -1,0 +1,1 @@
+"""Trace files of a run: schema, manifest, incremental writer and validating reader."""
