@@ -340,6 +340,7 @@ class Runner:
         timed = [(k, s.timer) for k, s in enumerate(steps) if s.timer is not None]
         plan = [(2 * k, s.name, s.work, s.timer) for k, s in enumerate(steps)]
         flush_every = self.config.flush_every
+        cpu_sampler = self.samplers[0]
         for s in self.samplers:
             s.set_variant(v.variant_id)
         self.progress_counts[v.variant_id] = (0, "running")
@@ -375,6 +376,7 @@ class Runner:
                     flushed = done
                 if done % bar.stride == 0:
                     bar.advance(task, done)
+                    cpu_sampler.last_core = int(core[it, 0])  # lets telemetry read this core's clock
         except KeyboardInterrupt:
             self._flush(rec, flushed, done, v)
             self._record_progress(v, done, "interrupted")
