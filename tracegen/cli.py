@@ -55,6 +55,7 @@ _LIST = "comma-separated list"
 @click.option("--out", "-o", help="directory that receives runs/<run-id>  [default: runs]")
 @click.option("--run-id", help="name of the run directory  [default: <UTC time>-<model>-<backend>-<random>]")
 @click.option("--telemetry-ms", help="telemetry sampling interval in ms  [default: 50]")
+@click.option("--flush-every", help="iterations between incremental writes to disk  [default: 500]")
 @click.option("--seed", help="seed of the synthetic input frames  [default: 0]")
 @click.option("--device", "device_index", help="CUDA device index  [default: 0]")
 @click.option("--nsys", is_flag=True, default=None, help="also record the run under `nsys profile` and keep the .nsys-rep")
@@ -155,13 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors become one line on stderr and exit status 2."""
     try:
         cli.main(args=argv, prog_name="tracegen", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp:  # pragma: no cover - depends on click version
-        sys.exit(0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # bare `tracegen`: show help
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         cmd = exc.ctx.command_path if exc.ctx else "tracegen"
-        click.echo(f"{cmd}: error: {exc.format_message()}; see `{cmd} --help`", err=True)
+        click.echo(f"{cmd}: error: {exc.format_message().rstrip('.')}; see `{cmd} --help`", err=True)
         sys.exit(EXIT_USAGE)
     except click.Abort:
         click.echo("tracegen: interrupted", err=True)
