@@ -54,20 +54,46 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM, turned into the same clean stop as Ctrl-C."""
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    def handler(signum, frame):
-        raise Interrupted()
+class _StopSignals:
+    """Ctrl-C and SIGTERM stop the run, but never in the middle of writing to disk: a signal that
+    arrives inside ``deferred()`` is held until the write is done (so no part is written twice
+    and no iteration is lost)."""
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self):
+        self._deferring = False
+        self._pending: type[KeyboardInterrupt] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum, frame):
+        exc = KeyboardInterrupt if signum == signal.SIGINT else Interrupted
+        if self._deferring:
+            self._pending = exc
+            return
+        raise exc()
+
+    def __enter__(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous.clear()
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    @contextmanager
+    def deferred(self):
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                raise pending()
 
 
 def new_run_id(model: ModelSource, backend: str) -> str:
@@ -149,6 +175,7 @@ class Runner:
         self.writer: RunWriter | None = None
         self.progress_counts: dict[int, tuple[int, str]] = {}
         self.iterations_recorded = 0
+        self.signals = _StopSignals()
 
     # ---- set-up ----
     def prepare(self) -> None:
@@ -242,7 +269,7 @@ class Runner:
         self._start_samplers(device)
         done = 0
         try:
-            with _sigterm_as_interrupt(), self._progress() as bar:
+            with self.signals, self._progress() as bar:
                 for i, (mode, variants) in enumerate(groups.items()):
                     if i > 0:
                         device, backend = self._activate(mode)
@@ -313,12 +340,13 @@ class Runner:
             self.writer.finish(status, error)
 
     def _flush(self, rec: _Recorder, start: int, end: int, variant: Variant) -> None:
-        if end > start:
-            self.writer.append_steps(rec.frame(start, end, variant, self.t0_ns))
-        rows: list[dict] = []
-        for s in self.samplers:
-            rows.extend(s.drain())
-        self.writer.append_telemetry(rows)
+        with self.signals.deferred():
+            if end > start:
+                self.writer.append_steps(rec.frame(start, end, variant, self.t0_ns))
+            rows: list[dict] = []
+            for s in self.samplers:
+                rows.extend(s.drain())
+            self.writer.append_telemetry(rows)
 
     def _run_variant(self, v: Variant, device: Device, backend: Backend, bar) -> None:
         bindings = backend.prepare(v.batch, v.launch)
@@ -372,8 +400,10 @@ class Runner:
                 rec.iteration[it] = it
                 done = it + 1
                 if done - flushed >= flush_every:
-                    self._flush(rec, flushed, done, v)
-                    flushed = done
+                    try:
+                        self._flush(rec, flushed, done, v)
+                    finally:  # also when a signal held during the write is raised at its end
+                        flushed = done
                 if done % bar.stride == 0:
                     bar.advance(task, done)
                     cpu_sampler.last_core = int(core[it, 0])  # lets telemetry read this core's clock
@@ -395,7 +425,8 @@ class Runner:
     def _record_progress(self, v: Variant, done: int, status: str) -> None:
         self.progress_counts[v.variant_id] = (done, status)
         self.iterations_recorded += done
-        self.writer.write_variants(variants_frame(self.variants, self.progress_counts))
+        with self.signals.deferred():
+            self.writer.write_variants(variants_frame(self.variants, self.progress_counts))
 
     # ---- terminal ----
     def _say(self, text: str) -> None:
