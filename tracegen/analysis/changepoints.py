@@ -1,0 +1,399 @@
+"""Change points along the iteration index of a latency trace.
+
+``detect_changepoints(values)`` returns the indices where a new segment starts (0 excluded).
+Every segment is flat or a straight line, so a ramp ("normal -> linear slow-down -> stable")
+gives two change points, at its start and at its end, instead of a staircase.
+
+How, and why:
+
+1. Noise model. Latency noise is multiplicative and heavy-tailed: its spread grows with the
+   level. The noise scale ``sigma`` is the MAD of the log-ratios of neighbours (level shifts
+   and spikes touch few pairs), so the penalty needs no per-trace tuning; a segment's squared
+   error is measured in units of (sigma * its level)^2. Values that are not all positive use
+   absolute noise (MAD of first differences) instead.
+2. Spikes. Isolated spikes (5-50x the level) would each buy a segment under a squared-error
+   cost, so a point further than ``CLIP_SIGMAS`` noise scales from the median of its block is
+   clipped to its running median of ``2 * REFERENCE_HALF + 1`` +- ``CLIP_SIGMAS`` noise
+   scales. A running median keeps steps sharp and ignores up to five spikes among eleven.
+3. Exact penalised segmentation (optimal partitioning) of the clipped trace. Segment cost:
+   least squared error of a constant, or of a line plus ``SLOPE_PENALTY_FACTOR * log(n)``
+   (BIC: one more parameter). Each segment costs ``PENALTY_FACTOR * log(n)``.
+4. Speed. The trace is cut into at most ``MAX_BLOCKS`` blocks whose sums (of z, z^2, t z)
+   give the exact cost of every block-aligned segment. The partition over block edges is
+   solved exactly; each boundary then moves to its best position at full resolution within
+   a block either side; boundaries that no longer pay for their penalty are dropped, and
+   two boundaries that bracket one change are merged. Cost: about ten O(n) numpy passes plus
+   O(MAX_BLOCKS^2) vectorised work, whatever the trace.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Shortest reported segment, in iterations.
+MIN_SIZE = 5
+#: Penalty per segment, in units of sigma^2 * log(n). BIC would be 2 (a level and a
+#: location); 3 leaves room for the mild autocorrelation and non-normal tails of real traces.
+PENALTY_FACTOR = 3.0
+#: Extra penalty for a sloped segment, in units of sigma^2 * log(n) (BIC: one parameter).
+SLOPE_PENALTY_FACTOR = 1.0
+#: Points this many noise scales away from their local level are clipped.
+CLIP_SIGMAS = 3.0
+#: The first pass segments on at most this many blocks (exact up to this many points).
+MAX_BLOCKS = 256
+#: Spike screening compares points with the median of blocks of at least this many points;
+#: a flagged point is clipped around its running median over 2 * REFERENCE_HALF + 1 points.
+MIN_REFERENCE_BLOCK = 16
+REFERENCE_HALF = 5
+#: MAD to standard deviation for a normal distribution.
+MAD_TO_SD = 1.4826
+#: The noise scale is estimated from about this many neighbour pairs (evenly spread).
+NOISE_SAMPLE = 1 << 13
+
+
+def detect_changepoints(values, *, min_size: int | None = None, penalty: float | None = None) -> list[int]:
+    """Indices where a new segment of ``values`` starts, sorted, 0 excluded.
+
+    ``values``: 1-D latencies (list, numpy array or polars Series), in iteration order.
+    ``min_size``: shortest segment, in iterations (default ``MIN_SIZE`` = 5).
+    ``penalty``: cost of one more segment in units of the noise variance
+    (default ``PENALTY_FACTOR * log(n)``).
+    Non-finite values are replaced by the previous finite one (they carry no evidence).
+    """
+    y = _finite(as_array(values))
+    n = y.size
+    min_size = MIN_SIZE if min_size is None else max(1, int(min_size))
+    if n < 2 * min_size:
+        return []
+    block = max(1, -(-n // MAX_BLOCKS))
+    weighted = robust_signal(y, max(block, MIN_REFERENCE_BLOCK))
+    log_n = math.log(n)
+    pen = PENALTY_FACTOR * log_n if penalty is None else float(penalty)
+    sums = _Sums(*weighted, block)
+    costs = _Costs(SLOPE_PENALTY_FACTOR * log_n)
+    bounds = _optimal_partition(sums, costs, max(1, -(-min_size // block)), pen)
+    if block > 1:
+        reach = block
+        bounds = _refine(sums, costs, bounds, min_size, reach)
+        bounds = _tidy(sums, costs, bounds, min_size, reach, pen)
+    return [int(b) for b in bounds[1:-1]]
+
+
+# --- input and robust signal -------------------------------------------------------------
+
+
+def as_array(values) -> np.ndarray:
+    """1-D float64 array from a list, numpy array or polars Series (nulls become NaN)."""
+    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
+        values = values.to_numpy()
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"expected a 1-D sequence of latencies, got shape {arr.shape}")
+    return arr
+
+
+def all_finite(y: np.ndarray) -> bool:
+    """True when no value is NaN or infinite (a sum is one fast pass; exact check if it overflows)."""
+    return bool(np.isfinite(y.sum())) or bool(np.isfinite(y).all())
+
+
+def _finite(y: np.ndarray) -> np.ndarray:
+    """Replace non-finite entries by the previous finite value (the first finite one at the start)."""
+    if all_finite(y):
+        return y
+    bad = ~np.isfinite(y)
+    if bad.all():
+        return np.zeros_like(y)
+    idx = np.where(bad, 0, np.arange(y.size))
+    np.maximum.accumulate(idx, out=idx)
+    first = np.flatnonzero(~bad)[0]
+    idx[:first] = first
+    return y[idx]
+
+
+def to_log(y: np.ndarray) -> np.ndarray:
+    """float32 log(y) when every value is positive (multiplicative noise becomes additive), else float32 y.
+
+    float32 is twice as fast; its 1e-7 resolution is far below latency noise.
+    """
+    y32 = y.astype(np.float32)
+    return np.log(y32, out=y32) if y.size and y.min() > 0 else y32
+
+
+def noise_scale(z: np.ndarray, *, relative: bool = False) -> float:
+    """Robust standard deviation of the point-to-point noise of ``z``.
+
+    MAD of the first differences / sqrt(2), from about ``NOISE_SAMPLE`` evenly spread pairs
+    (``relative``: differences of log z, i.e. noise as a fraction of the level). Quantised
+    traces (most differences exactly 0) fall back to the mean absolute deviation of the
+    differences. Returns 0.0 for a constant trace.
+    """
+    if z.size < 3:
+        return 0.0
+    step = max(1, (z.size - 1) // NOISE_SAMPLE)
+    count = (z.size - 1) // step
+    a = z[:-1:step][:count].astype(np.float64)
+    b = z[1::step][:count].astype(np.float64)
+    d = np.log(b / a) if relative else b - a
+    dev = np.abs(d - np.median(d))
+    sigma = MAD_TO_SD * float(np.median(dev)) / math.sqrt(2.0)
+    if sigma <= 0.0:
+        sigma = math.sqrt(math.pi / 2.0) * float(dev.mean()) / math.sqrt(2.0)
+    return sigma
+
+
+def robust_signal(y: np.ndarray, ref_block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spike-clipped trace as weights w, w z and w z^2 per point (what the segment costs need).
+
+    Positive values (relative noise): z = y / (median * sigma) with sigma the relative noise
+    and w = (median / y)^2, so a weighted squared error sum(w (z - fit)^2) is the squared
+    relative error in units of sigma^2. Otherwise z = (y - median) / absolute noise, w = 1.
+    """
+    relative = bool(y.min() > 0)
+    sigma = noise_scale(y, relative=relative)
+    if sigma <= 0.0:
+        # Noise-free trace: any real change is infinitely significant; keep a scale far above rounding.
+        sigma = 1e-6 * (1.0 if relative else max(1.0, float(np.abs(y).max())))
+    lim = CLIP_SIGMAS * sigma
+    far = _far_from_block_median(y, ref_block, lim, relative)
+    z = y.astype(np.float64, copy=True)
+    if far.size:
+        n = z.size
+        # Centred windows, shifted inwards at the ends (never repeating an end value).
+        width = min(2 * REFERENCE_HALF + 1, n)
+        first = np.clip(far - REFERENCE_HALF, 0, n - width)
+        ref = np.partition(y[first[:, None] + np.arange(width)], width // 2, axis=1)[:, width // 2]
+        lo, hi = (ref * math.exp(-lim), ref * math.exp(lim)) if relative else (ref - lim, ref + lim)
+        z[far] = np.clip(y[far], lo, hi)
+    centre = float(np.median(z[:: max(1, z.size // NOISE_SAMPLE)]))
+    if relative:
+        p = np.divide(centre, z, out=z)  # z is not needed any more: reuse its memory
+        wz = p * (1.0 / sigma)
+        p *= p
+        return p, wz, np.full(p.size, 1.0 / (sigma * sigma))
+    z -= centre
+    z *= 1.0 / sigma
+    return np.ones_like(z), z, z * z
+
+
+def _far_from_block_median(y: np.ndarray, g: int, lim: float, relative: bool) -> np.ndarray:
+    """Indices of points more than ``lim`` from the median of their block of ``g`` points.
+
+    ``relative``: ``lim`` is in log units, screened conservatively as |y - med| > med (1 -
+    exp(-lim)). Each median is taken over at most 33 evenly spread points of its block (cheap,
+    and precise enough to screen); the last partial block joins the one before it.
+    """
+    n = y.size
+    m = max(1, n // g)
+    if m == 1:
+        g = n
+    head = y[: m * g].reshape(m, g)
+    med = np.median(head[:, :: max(1, g // 32)], axis=1)
+    bound = med * -math.expm1(-lim) if relative else np.full(m, lim)
+    dev = head - med[:, None]
+    np.abs(dev, out=dev)
+    far = np.flatnonzero(dev > bound[:, None])
+    if m * g < n:
+        tail = np.flatnonzero(np.abs(y[m * g :] - med[-1]) > bound[-1]) + m * g
+        far = np.concatenate((far, tail))
+    return far
+
+
+# --- segment costs -----------------------------------------------------------------------
+
+#: Segments up to this long have their sums taken directly (about their own start), so the
+#: time moments of short segments far into a long trace keep full precision.
+DIRECT = 512
+
+# Weighted moments are stacked along axis 0 of an array, in this order: sums of w, w t,
+# w t^2, w z, w z t and w z^2 (t counted from some origin).
+W, WT, WTT, WZ, WZT, WZZ = range(6)
+
+
+def _shifted(m: np.ndarray, d) -> np.ndarray:
+    """The same moments with t counted from d later (t' = t - d)."""
+    out = m.copy()
+    out[WT] -= d * m[W]
+    out[WTT] -= d * (2.0 * m[WT] - d * m[W])
+    out[WZT] -= d * m[WZ]
+    return out
+
+
+def _local_moments(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
+    """Moments of each row of 2-D arrays (or of a 1-D array), t counted from the row start."""
+    t = np.arange(w.shape[-1], dtype=np.float64)
+    powers = np.stack((np.ones_like(t), t, t * t), axis=-1)
+    a = w @ powers
+    b = wz @ powers[:, :2]
+    return np.stack((a[..., 0], a[..., 1], a[..., 2], b[..., 0], b[..., 1], wzz.sum(axis=-1)))
+
+
+def _running(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
+    """Prefix moments at every position 0..len (shape (6, len + 1)), t counted from the first point."""
+    t = np.arange(w.size, dtype=np.float64)
+    wt = w * t
+    out = np.zeros((6, w.size + 1))
+    for row, a in zip(range(6), (w, wt, wt * t, wz, wz * t, wzz)):
+        np.cumsum(a, out=out[row, 1:])
+    return out
+
+
+class _Sums:
+    """Weighted moments of z over any segment, from per-block prefix sums.
+
+    Blocks have ``block`` points; the last one also takes the remainder.
+    """
+
+    def __init__(self, w: np.ndarray, wz: np.ndarray, wzz: np.ndarray, block: int):
+        n = w.size
+        m = max(1, n // block)
+        self.w, self.wz, self.wzz = w, wz, wzz
+        self.edges = np.r_[np.arange(m) * block, n]
+        cut = m * block
+        local = _local_moments(*(a[:cut].reshape(m, block) for a in (w, wz, wzz)))
+        if cut < n:  # the remainder joins the last block
+            local[:, -1] += _shifted(_local_moments(w[cut:], wz[cut:], wzz[cut:]), -float(block))
+        glob = _shifted(local, -self.edges[:-1].astype(np.float64))
+        self.prefix = np.zeros((6, m + 1))
+        np.cumsum(glob, axis=1, out=self.prefix[:, 1:])
+
+    def at(self, pos: int) -> np.ndarray:
+        """Prefix moments at an arbitrary position (t from 0)."""
+        k = int(np.searchsorted(self.edges, pos, side="right")) - 1
+        e = int(self.edges[k])
+        if pos == e:
+            return self.prefix[:, k]
+        part = _local_moments(self.w[e:pos], self.wz[e:pos], self.wzz[e:pos])
+        return self.prefix[:, k] + _shifted(part, -float(e))
+
+    def segment(self, a: int, b: int) -> np.ndarray:
+        """Moments of [a, b) with t counted from a."""
+        if b - a <= DIRECT:
+            return _local_moments(self.w[a:b], self.wz[a:b], self.wzz[a:b])
+        return _shifted(self.at(b) - self.at(a), float(a))
+
+
+class _Costs:
+    """Weighted least squared error of segments from their moments: flat, or a line at
+    ``degree_penalty`` extra. The formulas do not depend on the time origin."""
+
+    def __init__(self, degree_penalty: float):
+        self.p = degree_penalty
+
+    def __call__(self, m: np.ndarray, length) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flat = m[WZZ] - m[WZ] * m[WZ] / m[W]
+            stt = m[WTT] - m[WT] * m[WT] / m[W]
+            sty = m[WZT] - m[WT] * m[WZ] / m[W]
+            line = flat - sty * sty / stt + self.p
+            line[~(np.asarray(length) >= 3) | ~(stt > 0)] = np.inf
+            out = np.fmin(flat, line)
+        out[~(out > 0)] = 0.0  # rounding below zero, and empty segments (NaN)
+        return out
+
+    def one(self, m: np.ndarray, length: int) -> float:
+        """Cost of one segment (plain floats: much faster than arrays of one)."""
+        w, wt, wtt, wz, wzt, wzz = m.tolist()
+        flat = wzz - wz * wz / w
+        stt = wtt - wt * wt / w
+        if length >= 3 and stt > 0:
+            sty = wzt - wt * wz / w
+            flat = min(flat, flat - sty * sty / stt + self.p)
+        return max(flat, 0.0)
+
+
+# --- segmentation ------------------------------------------------------------------------
+
+
+def _optimal_partition(sums: _Sums, costs: _Costs, gap: int, pen: float) -> np.ndarray:
+    """Exact penalised segmentation with boundaries on block edges, segments >= ``gap`` blocks.
+
+    All block-aligned segment costs at once (an m x m matrix, m <= MAX_BLOCKS), then the
+    optimal-partitioning recursion F[t] = min_s F[s] + C[s, t] + pen. Returns boundary
+    positions including 0 and n.
+    """
+    edges = sums.edges
+    m = edges.size - 1
+    s = np.arange(m + 1)
+    start, end = s[None, :], s[:, None]  # C[t, s] = cost of segment edges[s]..edges[t]
+    C = costs(sums.prefix[:, end] - sums.prefix[:, start], edges[end] - edges[start])
+    C[start > end - gap] = np.inf
+    F = np.empty(m + 1)
+    F[0] = -pen
+    prev = np.zeros(m + 1, dtype=np.intp)
+    for t in range(1, m + 1):
+        row = F[:t] + C[t, :t]
+        j = int(np.argmin(row))
+        F[t], prev[t] = row[j] + pen, j
+    out = [m]
+    while out[-1] > 0:
+        out.append(int(prev[out[-1]]))
+    return edges[np.array(out[::-1])]
+
+
+def _segment_cost(sums: _Sums, costs: _Costs, a: int, b: int) -> float:
+    return costs.one(sums.segment(a, b), b - a)
+
+
+def _best_split(sums: _Sums, costs: _Costs, a: int, c: int, lo: int, hi: int) -> tuple[int, float]:
+    """Best single boundary in [lo, hi] between fixed neighbours a and c: (position, cost of both segments).
+
+    All sums are taken with t counted from ``lo``, near every boundary tried.
+    """
+    run = _running(sums.w[lo:hi], sums.wz[lo:hi], sums.wzz[lo:hi])
+    left = _shifted(sums.segment(a, lo), float(lo - a))[:, None] + run
+    right = sums.segment(lo, c)[:, None] - run
+    tau = np.arange(lo, hi + 1)
+    total = costs(left, tau - a) + costs(right, c - tau)
+    j = int(np.argmin(total))
+    return int(tau[j]), float(total[j])
+
+
+def _refine(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, reach: int, rounds: int = 2) -> np.ndarray:
+    """Move each inner boundary to its best position within ``reach`` points, neighbours fixed.
+
+    Every move keeps both adjacent segments at least ``min_size`` long.
+    """
+    b = bounds.astype(np.int64).copy()
+    for _ in range(rounds):
+        moved = False
+        for j in range(1, b.size - 1):
+            lo = max(int(b[j - 1]) + min_size, int(b[j]) - reach)
+            hi = min(int(b[j + 1]) - min_size, int(b[j]) + reach)
+            if hi >= lo:
+                best, _ = _best_split(sums, costs, int(b[j - 1]), int(b[j + 1]), lo, hi)
+                moved |= best != b[j]
+                b[j] = best
+        if not moved:
+            break
+    return b
+
+
+def _tidy(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, reach: int, pen: float) -> np.ndarray:
+    """Greedy clean-up after refinement, best improvement first, until nothing improves:
+    drop a boundary that does not pay for its penalty, or replace two close boundaries
+    (within ``reach``: often both sides of one change, held apart by ``min_size``) by the best
+    single one between their neighbours."""
+    b = [int(x) for x in bounds]
+    while len(b) > 2:
+        seg = [_segment_cost(sums, costs, b[i], b[i + 1]) for i in range(len(b) - 1)]
+        best_gain, action = 0.0, None
+        for j in range(1, len(b) - 1):
+            gain = seg[j - 1] + seg[j] + pen - _segment_cost(sums, costs, b[j - 1], b[j + 1])
+            if gain > best_gain:
+                best_gain, action = gain, (j, j + 1, None)
+            if j + 2 < len(b) and b[j + 1] - b[j] <= reach:
+                lo = max(b[j - 1] + min_size, b[j] - reach)
+                hi = min(b[j + 2] - min_size, b[j + 1] + reach)
+                if hi >= lo:
+                    tau, cost = _best_split(sums, costs, b[j - 1], b[j + 2], lo, hi)
+                    gain = seg[j - 1] + seg[j] + seg[j + 1] + pen - cost
+                    if gain > best_gain:
+                        best_gain, action = gain, (j, j + 2, tau)
+        if action is None:
+            break
+        j, k, tau = action
+        b[j:k] = [] if tau is None else [tau]
+    return np.array(b, dtype=np.int64)
