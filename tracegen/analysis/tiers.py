@@ -28,9 +28,12 @@ from tracegen.analysis.changepoints import all_finite, as_array, noise_scale, to
 
 #: A tier holds at least this share of the points (so spikes never form a tier).
 MIN_SHARE = 0.02
-#: Adjacent tier centres are at least this many within-tier standard deviations apart. Halving
-#: one normal tier gives 2.6, a tier carved out of a uniform ramp 3.5; separated tiers give > 6.
-SEPARATION = 4.0
+#: Between the centres of adjacent tiers the density of values dips to at most DIP times the
+#: lower of their two peaks (density: histogram smoothed by a normal kernel of SMOOTHING noise
+#: scales). One normal tier split in two has no dip (1.0); a split ramp neither (about 1.0);
+#: two normal tiers 4 noise scales apart dip to about 0.5.
+DIP = 0.7
+SMOOTHING = 0.5
 #: Adjacent tier levels differ by at least this factor (for positive values).
 MIN_RATIO = 1.05
 #: Histogram bin width for automatic k, in noise scales, and the most bins.
@@ -250,34 +253,29 @@ def _auto_tiers(x: np.ndarray, max_k: int):
     cnt = np.bincount(idx, minlength=nb)
     centres = lo + (np.arange(nb) + 0.5) * width
 
-    reach = max(1, math.ceil(DENSITY_WINDOW * sigma / width))
-    cum = np.concatenate(([0], np.cumsum(cnt)))
-    near = cum[np.minimum(np.arange(nb) + reach + 1, nb)] - cum[np.maximum(np.arange(nb) - reach, 0)]
-    dense = (cnt > 0) & (near >= max(SPARSE_MIN, SPARSE_SHARE * x.size))
-    if not dense.any():
-        dense = cnt > 0
+    scale = sigma / width  # noise scale in bins
+    dense = _dense_bins(cnt, max(1, math.ceil(DENSITY_WINDOW * scale)), x.size)
     dbins = np.flatnonzero(dense)
     w = cnt[dbins].astype(np.float64)
-    c = centres[dbins] - centres[dbins].mean()
+    offset = centres[dbins].mean()
+    c = centres[dbins] - offset
     items = _Items(w, w * c, w * (c * c + width * width / 12.0))
     args = _kmeans_layers(items, max_k)
+    density = _smooth(np.where(dense, cnt, 0).astype(np.float64), max(0.5, SMOOTHING * scale))
 
-    occupied = np.flatnonzero(cnt)
+    thresholds = np.empty(0)
     for k in range(len(args), 1, -1):
         starts = _starts(args, k)
-        weight, mean, ss = items.stats(starts)
-        mean = mean + centres[dbins].mean()
-        thresholds = (mean[:-1] + mean[1:]) / 2.0
-        share = np.bincount(np.searchsorted(thresholds, centres[occupied]), weights=cnt[occupied], minlength=k)
-        sd = np.sqrt(ss / weight)
-        gap = np.diff(mean)
-        ok = share.min() >= MIN_SHARE * x.size and np.all(gap >= SEPARATION * np.maximum(sd[:-1], sd[1:]))
-        if logged:
-            ok = ok and np.all(gap >= math.log(MIN_RATIO))
-        if ok:
+        mean = items.stats(starts)[1] + offset
+        cut = (mean[:-1] + mean[1:]) / 2.0
+        share = np.bincount(np.searchsorted(cut, centres), weights=cnt, minlength=k) / x.size
+        first = dbins[starts]
+        last = dbins[np.r_[starts[1:], dbins.size] - 1]
+        if share.min() >= MIN_SHARE and _separated(density, first, last) and (
+            not logged or np.diff(mean).min() >= math.log(MIN_RATIO)
+        ):
+            thresholds = cut
             break
-    else:
-        thresholds = np.empty(0)
     bin_label = np.searchsorted(thresholds, centres).astype(np.int32)
     labels = bin_label[idx]
     k = thresholds.size + 1
@@ -288,6 +286,34 @@ def _auto_tiers(x: np.ndarray, max_k: int):
     )
     cuts = np.exp(thresholds) if logged else thresholds
     return levels, labels, cuts
+
+
+def _dense_bins(cnt: np.ndarray, reach: int, n: int) -> np.ndarray:
+    """Occupied bins with at least max(SPARSE_MIN, SPARSE_SHARE * n) points within ``reach`` bins."""
+    nb = cnt.size
+    cum = np.concatenate(([0], np.cumsum(cnt)))
+    i = np.arange(nb)
+    near = cum[np.minimum(i + reach + 1, nb)] - cum[np.maximum(i - reach, 0)]
+    dense = (cnt > 0) & (near >= max(SPARSE_MIN, SPARSE_SHARE * n))
+    return dense if dense.any() else cnt > 0
+
+
+def _smooth(counts: np.ndarray, sd: float) -> np.ndarray:
+    """Histogram counts smoothed by a normal kernel of ``sd`` bins."""
+    half = math.ceil(3 * sd)
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sd) ** 2)
+    return np.convolve(counts, kernel / kernel.sum(), mode="same")
+
+
+def _separated(density: np.ndarray, first: np.ndarray, last: np.ndarray) -> bool:
+    """Every pair of adjacent tiers (bins first..last) has a dip between their density peaks:
+    the density there falls to at most ``DIP`` times the lower peak. (A tier carved out of the
+    slope of another has its peak at its edge, next to the other: no dip.)"""
+    peaks = [first[j] + int(np.argmax(density[first[j] : last[j] + 1])) for j in range(first.size)]
+    for a, b in zip(peaks[:-1], peaks[1:]):
+        if density[a : b + 1].min() > DIP * min(density[a], density[b]):
+            return False
+    return True
 
 
 # --- summary -----------------------------------------------------------------------------

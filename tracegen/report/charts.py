@@ -132,3 +132,27 @@ def telemetry_timeline(telemetry: pl.DataFrame, variants: pl.DataFrame) -> alt.V
             color=alt.Color("variant:N", legend=None), tooltip=["variant:N", "t_s:Q", "value:Q"],
         ).properties(width=WIDTH, height=120))
     return alt.vconcat(*panels) if panels else None
+
+
+def clock_vs_latency(iters: pl.DataFrame, telemetry: pl.DataFrame, variants: pl.DataFrame,
+                     variant_ids: list[int]) -> alt.VConcatChart | None:
+    """Latency of the given variants and the GPU SM clock (or CPU frequency) on one time axis,
+    so a clock drop can be matched to the iterations it slowed."""
+    column = "sm_clock_mhz" if telemetry["sm_clock_mhz"].drop_nulls().len() else "cpu_freq_mhz"
+    label = "SM clock (MHz)" if column == "sm_clock_mhz" else "CPU frequency (MHz)"
+    names = dict(zip(variants["variant_id"], variants["name"]))
+    lat = iters.filter(pl.col("variant_id").is_in(variant_ids)).sort("start_ns")
+    if lat.height == 0:
+        return None
+    t0, t1 = lat["start_ns"].min(), lat["start_ns"].max()
+    tel = telemetry.filter(pl.col(column).is_not_null() & pl.col("t_ns").is_between(t0, t1))
+    lat_rows = [{"t_s": r["start_ns"] / 1e9, "latency_ms": r["latency_ns"] / 1e6, "variant": names.get(r["variant_id"])}
+                for r in lat.select("start_ns", "latency_ns", "variant_id").iter_rows(named=True)]
+    tel_rows = [{"t_s": r["t_ns"] / 1e9, "value": r[column]} for r in tel.select("t_ns", column).iter_rows(named=True)]
+    x = alt.X("t_s:Q", title="time since run start (s)", scale=alt.Scale(zero=False))
+    top = alt.Chart(_values(lat_rows)).mark_point(size=10, filled=True).encode(
+        x=x, y=alt.Y("latency_ms:Q", title="latency (ms)", scale=alt.Scale(zero=False)),
+        color=alt.Color("variant:N", legend=alt.Legend(orient="bottom"))).properties(width=WIDTH, height=180)
+    bottom = alt.Chart(_values(tel_rows)).mark_line(interpolate="step-after").encode(
+        x=x, y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False))).properties(width=WIDTH, height=110)
+    return alt.vconcat(top, bottom)

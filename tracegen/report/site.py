@@ -85,6 +85,8 @@ def _run_page(run: Run, analysis, charts_: ChartSet) -> dict[str, Any]:
                                                           changepoints=cps, title=f.title), "finding")
         elif f.chart == "batch_scaling":
             chart_html = charts_.add(charts.batch_scaling(stats), "finding")
+        elif f.chart == "clock_vs_latency" and f.variants and run.telemetry.height:
+            chart_html = charts_.add(charts.clock_vs_latency(iters, run.telemetry, run.variants, list(f.variants)), "clock")
         elif f.chart == "step_breakdown" and f.variants:
             sub = medians.filter(pl.col("variant_id").is_in(list(f.variants)))
             chart_html = charts_.add(charts.step_breakdown(sub, run.variants), "finding")
