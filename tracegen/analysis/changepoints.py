@@ -18,12 +18,14 @@ How, and why:
 3. Exact penalised segmentation (optimal partitioning) of the clipped trace. Segment cost:
    least squared error of a constant, or of a line plus ``SLOPE_PENALTY_FACTOR * log(n)``
    (BIC: one more parameter). Each segment costs ``PENALTY_FACTOR * log(n)``.
-4. Speed. The trace is cut into at most ``MAX_BLOCKS`` blocks whose sums (of z, z^2, t z)
-   give the exact cost of every block-aligned segment. The partition over block edges is
-   solved exactly; each boundary then moves to its best position at full resolution within
-   a block either side; boundaries that no longer pay for their penalty are dropped, and
-   two boundaries that bracket one change are merged. Cost: about ten O(n) numpy passes plus
-   O(MAX_BLOCKS^2) vectorised work, whatever the trace.
+4. Speed. Prefix sums of the weighted moments every ``CHUNK`` points give the exact cost of
+   any segment. The partition is first solved exactly with boundaries restricted to a grid:
+   the edges of at most ``MAX_BLOCKS`` blocks, plus chunk edges where a local contrast
+   flags a change (so short segments of long traces are not averaged away). Each boundary
+   then moves to its best position at full resolution between its grid neighbours;
+   boundaries that no longer pay for their penalty are dropped, and two boundaries that
+   bracket one change are merged. Cost: about ten O(n) numpy passes plus O(grid^2)
+   vectorised work, whatever the trace.
 """
 
 from __future__ import annotations
@@ -41,8 +43,16 @@ PENALTY_FACTOR = 3.0
 SLOPE_PENALTY_FACTOR = 1.0
 #: Points this many noise scales away from their local level are clipped.
 CLIP_SIGMAS = 3.0
-#: The first pass segments on at most this many blocks (exact up to this many points).
+#: The first pass segments on at most this many blocks (exact up to this many points) ...
 MAX_BLOCKS = 256
+#: ... plus at most MAX_CANDIDATES edges of chunks of CHUNK points where the weighted means
+#: of the two chunks before and the two after differ by more than CANDIDATE_Z standard errors
+#: (local maxima only): short segments in long traces would vanish in block sums.
+CHUNK = 8
+MAX_CANDIDATES = 96
+CANDIDATE_Z = 4.0
+#: How far (in chunks) to look for the half-contrast points on either side of a candidate.
+HALF_SEARCH = 64
 #: Spike screening compares points with the median of blocks of at least this many points;
 #: a flagged point is clipped around its running median over 2 * REFERENCE_HALF + 1 points.
 MIN_REFERENCE_BLOCK = 16
@@ -67,17 +77,19 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     min_size = MIN_SIZE if min_size is None else max(1, int(min_size))
     if n < 2 * min_size:
         return []
-    block = max(1, -(-n // MAX_BLOCKS))
-    weighted = robust_signal(y, max(block, MIN_REFERENCE_BLOCK))
+    chunk = CHUNK if n > CHUNK * MAX_BLOCKS else 1
+    block = chunk * max(1, -(-n // (MAX_BLOCKS * chunk)))
     log_n = math.log(n)
     pen = PENALTY_FACTOR * log_n if penalty is None else float(penalty)
-    sums = _Sums(*weighted, block)
+    sums = _Sums(*robust_signal(y, max(block, MIN_REFERENCE_BLOCK)), chunk)
     costs = _Costs(SLOPE_PENALTY_FACTOR * log_n)
-    bounds = _optimal_partition(sums, costs, max(1, -(-min_size // block)), pen)
+    grid = np.r_[np.arange(0, n - block // 2, block), n]  # block edges; the last block takes the rest
+    if chunk > 1:
+        grid = np.union1d(grid, _contrast_candidates(sums))
+    bounds = _optimal_partition(sums, costs, grid, min_size, pen)
     if block > 1:
-        reach = block
-        bounds = _refine(sums, costs, bounds, min_size, reach)
-        bounds = _tidy(sums, costs, bounds, min_size, reach, pen)
+        bounds = _refine(sums, costs, bounds, grid, min_size)
+        bounds = _tidy(sums, costs, bounds, min_size, 2 * max(block, min_size), pen)
     return [int(b) for b in bounds[1:-1]]
 
 
@@ -241,38 +253,75 @@ def _running(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
 
 
 class _Sums:
-    """Weighted moments of z over any segment, from per-block prefix sums.
+    """Weighted moments of z over any segment, from prefix sums every ``chunk`` points."""
 
-    Blocks have ``block`` points; the last one also takes the remainder.
-    """
-
-    def __init__(self, w: np.ndarray, wz: np.ndarray, wzz: np.ndarray, block: int):
+    def __init__(self, w: np.ndarray, wz: np.ndarray, wzz: np.ndarray, chunk: int):
         n = w.size
-        m = max(1, n // block)
+        m = n // chunk
         self.w, self.wz, self.wzz = w, wz, wzz
-        self.edges = np.r_[np.arange(m) * block, n]
-        cut = m * block
-        local = _local_moments(*(a[:cut].reshape(m, block) for a in (w, wz, wzz)))
-        if cut < n:  # the remainder joins the last block
-            local[:, -1] += _shifted(_local_moments(w[cut:], wz[cut:], wzz[cut:]), -float(block))
-        glob = _shifted(local, -self.edges[:-1].astype(np.float64))
+        self.chunk = chunk
+        cut = m * chunk
+        if chunk == 1:
+            local = np.stack((w, np.zeros(n), np.zeros(n), wz, np.zeros(n), wzz))
+        else:
+            local = _local_moments(*(a[:cut].reshape(m, chunk) for a in (w, wz, wzz)))
+        #: Sums of w and w z of each chunk, for the contrast screen.
+        self.chunk_w, self.chunk_wz = local[W], local[WZ]
+        glob = _shifted(local, -np.arange(0, cut, chunk, dtype=np.float64))
         self.prefix = np.zeros((6, m + 1))
         np.cumsum(glob, axis=1, out=self.prefix[:, 1:])
 
     def at(self, pos: int) -> np.ndarray:
         """Prefix moments at an arbitrary position (t from 0)."""
-        k = int(np.searchsorted(self.edges, pos, side="right")) - 1
-        e = int(self.edges[k])
+        k = pos // self.chunk
+        e = k * self.chunk
         if pos == e:
             return self.prefix[:, k]
         part = _local_moments(self.w[e:pos], self.wz[e:pos], self.wzz[e:pos])
         return self.prefix[:, k] + _shifted(part, -float(e))
+
+    def at_many(self, pos: np.ndarray) -> np.ndarray:
+        """Prefix moments at many positions (shape (6, len(pos)))."""
+        on_grid = pos % self.chunk == 0
+        if on_grid.all():
+            return self.prefix[:, pos // self.chunk]
+        return np.stack([self.at(int(p)) for p in pos], axis=1)
 
     def segment(self, a: int, b: int) -> np.ndarray:
         """Moments of [a, b) with t counted from a."""
         if b - a <= DIRECT:
             return _local_moments(self.w[a:b], self.wz[a:b], self.wzz[a:b])
         return _shifted(self.at(b) - self.at(a), float(a))
+
+
+def _contrast_candidates(sums: _Sums) -> np.ndarray:
+    """Grid points where a change is likely, from the contrast at each chunk edge: the
+    difference of the weighted means of the two chunks after and the two before, in standard
+    errors (weights are inverse variances). Each local maximum above ``CANDIDATE_Z`` (the
+    ``MAX_CANDIDATES`` strongest) gives its edge and the nearest edges on either side where
+    the contrast has fallen to half: a step gives three close points, a ramp or a short
+    segment its two ends."""
+    w, wz = sums.chunk_w, sums.chunk_wz
+    if w.size < 5:
+        return np.empty(0, dtype=np.int64)
+    w2, wz2 = w[:-1] + w[1:], wz[:-1] + wz[1:]  # pairs of chunks (i, i + 1)
+    wl, zl, wr, zr = w2[:-2], wz2[:-2], w2[2:], wz2[2:]  # around the edge before chunk i + 2
+    contrast = np.abs(zr / wr - zl / wl) / np.sqrt(1.0 / wr + 1.0 / wl)
+    peak = contrast.copy()
+    for shift in (1, 2):
+        np.maximum(peak[shift:], contrast[:-shift], out=peak[shift:])
+        np.maximum(peak[:-shift], contrast[shift:], out=peak[:-shift])
+    found = np.flatnonzero((contrast > CANDIDATE_Z) & (contrast >= peak))
+    if found.size > MAX_CANDIDATES:
+        found = found[np.argsort(contrast[found])[-MAX_CANDIDATES:]]
+    points = [found]
+    for i in found:
+        half = contrast[i] / 2.0
+        left = np.flatnonzero(contrast[max(0, i - HALF_SEARCH) : i] < half)
+        right = np.flatnonzero(contrast[i + 1 : i + 1 + HALF_SEARCH] < half)
+        points.append(np.array([i - left.size + left[-1] if left.size else max(0, i - HALF_SEARCH),
+                                i + 1 + right[0] if right.size else min(contrast.size - 1, i + HALF_SEARCH)]))
+    return (np.unique(np.concatenate(points)) + 2) * sums.chunk
 
 
 class _Costs:
@@ -307,19 +356,20 @@ class _Costs:
 # --- segmentation ------------------------------------------------------------------------
 
 
-def _optimal_partition(sums: _Sums, costs: _Costs, gap: int, pen: float) -> np.ndarray:
-    """Exact penalised segmentation with boundaries on block edges, segments >= ``gap`` blocks.
+def _optimal_partition(sums: _Sums, costs: _Costs, grid: np.ndarray, min_size: int, pen: float) -> np.ndarray:
+    """Exact penalised segmentation with boundaries on ``grid`` (ascending, 0 first, n last),
+    segments at least ``min_size`` long.
 
-    All block-aligned segment costs at once (an m x m matrix, m <= MAX_BLOCKS), then the
-    optimal-partitioning recursion F[t] = min_s F[s] + C[s, t] + pen. Returns boundary
-    positions including 0 and n.
+    All segment costs at once (a matrix over the grid, a few hundred points), then the
+    optimal-partitioning recursion F[t] = min_s F[s] + C[s, t] + pen. Returns the chosen
+    boundary positions including 0 and n.
     """
-    edges = sums.edges
-    m = edges.size - 1
-    s = np.arange(m + 1)
-    start, end = s[None, :], s[:, None]  # C[t, s] = cost of segment edges[s]..edges[t]
-    C = costs(sums.prefix[:, end] - sums.prefix[:, start], edges[end] - edges[start])
-    C[start > end - gap] = np.inf
+    m = grid.size - 1
+    pre = sums.at_many(grid)
+    start, end = np.arange(m + 1)[None, :], np.arange(m + 1)[:, None]  # C[t, s]: grid[s]..grid[t]
+    length = grid[end] - grid[start]
+    C = costs(pre[:, end] - pre[:, start], length)
+    C[length < min_size] = np.inf
     F = np.empty(m + 1)
     F[0] = -pen
     prev = np.zeros(m + 1, dtype=np.intp)
@@ -330,7 +380,7 @@ def _optimal_partition(sums: _Sums, costs: _Costs, gap: int, pen: float) -> np.n
     out = [m]
     while out[-1] > 0:
         out.append(int(prev[out[-1]]))
-    return edges[np.array(out[::-1])]
+    return grid[np.array(out[::-1])]
 
 
 def _segment_cost(sums: _Sums, costs: _Costs, a: int, b: int) -> float:
@@ -351,17 +401,19 @@ def _best_split(sums: _Sums, costs: _Costs, a: int, c: int, lo: int, hi: int) ->
     return int(tau[j]), float(total[j])
 
 
-def _refine(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, reach: int, rounds: int = 2) -> np.ndarray:
-    """Move each inner boundary to its best position within ``reach`` points, neighbours fixed.
-
-    Every move keeps both adjacent segments at least ``min_size`` long.
-    """
+def _refine(sums: _Sums, costs: _Costs, bounds: np.ndarray, grid: np.ndarray, min_size: int, rounds: int = 2) -> np.ndarray:
+    """Move each inner boundary to its best position between its grid neighbours (where the
+    change it stands for must lie), its neighbouring boundaries fixed and both segments at
+    least ``min_size`` long."""
     b = bounds.astype(np.int64).copy()
+    k = np.searchsorted(grid, b)
+    reach_lo = grid[np.maximum(k - 1, 0)]
+    reach_hi = grid[np.minimum(k + 1, grid.size - 1)]
     for _ in range(rounds):
         moved = False
         for j in range(1, b.size - 1):
-            lo = max(int(b[j - 1]) + min_size, int(b[j]) - reach)
-            hi = min(int(b[j + 1]) - min_size, int(b[j]) + reach)
+            lo = max(int(b[j - 1]) + min_size, int(reach_lo[j]))
+            hi = min(int(b[j + 1]) - min_size, int(reach_hi[j]))
             if hi >= lo:
                 best, _ = _best_split(sums, costs, int(b[j - 1]), int(b[j + 1]), lo, hi)
                 moved |= best != b[j]

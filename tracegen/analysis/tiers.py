@@ -28,12 +28,18 @@ from tracegen.analysis.changepoints import all_finite, as_array, noise_scale, to
 
 #: A tier holds at least this share of the points (so spikes never form a tier).
 MIN_SHARE = 0.02
-#: Between the centres of adjacent tiers the density of values dips to at most DIP times the
-#: lower of their two peaks (density: histogram smoothed by a normal kernel of SMOOTHING noise
-#: scales). One normal tier split in two has no dip (1.0); a split ramp neither (about 1.0);
-#: two normal tiers 4 noise scales apart dip to about 0.5.
+#: Adjacent tiers are apart by SEPARATION within-tier standard deviations (one normal tier
+#: halved gives 2.6, a ramp cut in thirds 3.5, separated tiers 6 and more) ...
+SEPARATION = 4.0
+#: ... or the density of values (histogram smoothed by a normal kernel of SMOOTHING noise
+#: scales) dips between their peaks to at most DIP times the lower peak, by DIP_Z standard
+#: errors of the counts. Two normal tiers 3.5 noise scales apart dip to about 0.6.
 DIP = 0.7
+DIP_Z = 2.0
 SMOOTHING = 0.5
+#: A tier's density peak is at least TIGHTNESS times that of its points in one normal bump of
+#: the noise scale (a ramp-blurred tier keeps about 0.5, spikes over a decade about 0.1).
+TIGHTNESS = 0.4
 #: Adjacent tier levels differ by at least this factor (for positive values).
 MIN_RATIO = 1.05
 #: Histogram bin width for automatic k, in noise scales, and the most bins.
@@ -261,18 +267,23 @@ def _auto_tiers(x: np.ndarray, max_k: int):
     c = centres[dbins] - offset
     items = _Items(w, w * c, w * (c * c + width * width / 12.0))
     args = _kmeans_layers(items, max_k)
-    density = _smooth(np.where(dense, cnt, 0).astype(np.float64), max(0.5, SMOOTHING * scale))
+    kernel_sd = max(0.5, SMOOTHING * scale)
+    density = _smooth(np.where(dense, cnt, 0).astype(np.float64), kernel_sd)
 
     thresholds = np.empty(0)
     for k in range(len(args), 1, -1):
         starts = _starts(args, k)
-        mean = items.stats(starts)[1] + offset
+        weight, mean, ss = items.stats(starts)
+        mean += offset
         cut = (mean[:-1] + mean[1:]) / 2.0
-        share = np.bincount(np.searchsorted(cut, centres), weights=cnt, minlength=k) / x.size
         first = dbins[starts]
         last = dbins[np.r_[starts[1:], dbins.size] - 1]
-        if share.min() >= MIN_SHARE and _separated(density, first, last) and (
-            not logged or np.diff(mean).min() >= math.log(MIN_RATIO)
+        peaks = _peaks(density, first, last)
+        if (
+            weight.min() >= MIN_SHARE * x.size  # counting non-sparse points only
+            and _tight(density, peaks, weight, math.hypot(scale, kernel_sd))
+            and _separated(density, kernel_sd, peaks, mean, np.sqrt(ss / weight))
+            and (not logged or np.diff(mean).min() >= math.log(MIN_RATIO))
         ):
             thresholds = cut
             break
@@ -305,13 +316,32 @@ def _smooth(counts: np.ndarray, sd: float) -> np.ndarray:
     return np.convolve(counts, kernel / kernel.sum(), mode="same")
 
 
-def _separated(density: np.ndarray, first: np.ndarray, last: np.ndarray) -> bool:
-    """Every pair of adjacent tiers (bins first..last) has a dip between their density peaks:
-    the density there falls to at most ``DIP`` times the lower peak. (A tier carved out of the
-    slope of another has its peak at its edge, next to the other: no dip.)"""
-    peaks = [first[j] + int(np.argmax(density[first[j] : last[j] + 1])) for j in range(first.size)]
-    for a, b in zip(peaks[:-1], peaks[1:]):
-        if density[a : b + 1].min() > DIP * min(density[a], density[b]):
+def _peaks(density: np.ndarray, first, last) -> list[int]:
+    """Bin of the highest density within each tier's bins first..last."""
+    return [first[j] + int(np.argmax(density[first[j] : last[j] + 1])) for j in range(len(first))]
+
+
+def _tight(density: np.ndarray, peaks, weight, spread: float) -> bool:
+    """Every tier's density peak reaches ``TIGHTNESS`` times the peak its points would make as
+    one normal bump of ``spread`` bins (noise and smoothing). Spikes spread over a decade are
+    a group of points, not a tier."""
+    expected = np.asarray(weight) / (math.sqrt(2.0 * math.pi) * spread)
+    return bool(np.all(density[peaks] >= TIGHTNESS * expected))
+
+
+def _separated(density: np.ndarray, kernel_sd: float, peaks, mean, sd) -> bool:
+    """Adjacent tiers are told apart when their centres are ``SEPARATION`` within-tier standard
+    deviations apart, or when the density dips between their peaks: to at most ``DIP`` times
+    the lower peak, by more than ``DIP_Z`` standard errors of the counts (Poisson counts
+    smoothed over about 2 sqrt(pi) ``kernel_sd`` bins). A tier carved out of the slope of
+    another has its peak at its edge, next to the other: no dip."""
+    for j in range(len(peaks) - 1):
+        if mean[j + 1] - mean[j] >= SEPARATION * max(sd[j], sd[j + 1]):
+            continue
+        a, b = peaks[j], peaks[j + 1]
+        peak, valley = min(density[a], density[b]), float(density[a : b + 1].min())
+        noise = math.sqrt((peak + valley) / (2.0 * math.sqrt(math.pi) * kernel_sd))
+        if valley > DIP * peak or peak - valley < DIP_Z * noise:
             return False
     return True
 
