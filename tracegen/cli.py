@@ -144,7 +144,9 @@ def analyze(run_dir, as_json, budget_ms, fail_on) -> None:
             console.print(f"  [{colour}]{f.severity:8}[/] {f.title}")
             console.print(f"           {f.summary}")
             for m in f.mitigations:
-                console.print(f"           -> {m.title}: {m.action}")
+                first = m.action.strip().splitlines()[0] if m.action.strip() else ""
+                more = " ..." if len(m.action.strip().splitlines()) > 1 else ""
+                console.print(f"           -> {m.title}: [dim]{first}{more}[/]")
     if fail_on:
         threshold = SEVERITY_ORDER.index(fail_on)
         if any(SEVERITY_ORDER.index(f.severity) <= threshold for f in result.findings):

@@ -37,7 +37,7 @@ def piecewise(lengths, levels, *, ramps=(), noise=0.05, spikes=0.0, spike_range=
               kind="piecewise") -> Trace:
     """Segments of ``lengths`` points at ``levels``; a segment listed in ``ramps`` instead goes
     linearly from the previous segment's level to its own (so the next segment, at the same
-    level, is "stable after the ramp"). ``noise``: sigma of the lognormal noise; ``spikes``:
+    level, is "stable after the ramp"); its start and end are the kinks of the signal. ``noise``: sigma of the lognormal noise; ``spikes``:
     share of points multiplied by a factor drawn log-uniformly from ``spike_range``."""
     rng = np.random.default_rng(seed)
     lengths = [int(x) for x in lengths]
@@ -45,7 +45,7 @@ def piecewise(lengths, levels, *, ramps=(), noise=0.05, spikes=0.0, spike_range=
     for i, (length, level) in enumerate(zip(lengths, levels)):
         if i in ramps and i > 0:
             start = levels[i - 1]
-            parts.append(start + (level - start) * (np.arange(1, length + 1) / length))
+            parts.append(start + (level - start) * (np.arange(length) / length))
         else:
             parts.append(np.full(length, float(level)))
     signal = np.concatenate(parts)

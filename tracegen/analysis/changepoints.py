@@ -53,6 +53,8 @@ MAX_CANDIDATES = 96
 CANDIDATE_Z = 4.0
 #: How far (in chunks) to look for the half-contrast points on either side of a candidate.
 HALF_SEARCH = 64
+#: A boundary next to a ramp may move this far to the knot of a continuous fit.
+HINGE_REACH = 50
 #: Spike screening compares points with the median of blocks of at least this many points;
 #: a flagged point is clipped around its running median over 2 * REFERENCE_HALF + 1 points.
 MIN_REFERENCE_BLOCK = 16
@@ -86,10 +88,12 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     grid = np.r_[np.arange(0, n - block // 2, block), n]  # block edges; the last block takes the rest
     if chunk > 1:
         grid = np.union1d(grid, _contrast_candidates(sums))
+    sums.set_grid(grid)
     bounds = _optimal_partition(sums, costs, grid, min_size, pen)
     if block > 1:
         bounds = _refine(sums, costs, bounds, grid, min_size)
         bounds = _tidy(sums, costs, bounds, min_size, 2 * max(block, min_size), pen)
+    bounds = _join_ramps(sums, costs, bounds, min_size, log_n)
     return [int(b) for b in bounds[1:-1]]
 
 
@@ -234,12 +238,15 @@ def _shifted(m: np.ndarray, d) -> np.ndarray:
 
 
 def _local_moments(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
-    """Moments of each row of 2-D arrays (or of a 1-D array), t counted from the row start."""
+    """Moments of each row of 2-D arrays (or of a 1-D array), t counted from the row start.
+
+    Matrix products throughout: numpy's sum along a short last axis is several times slower.
+    """
     t = np.arange(w.shape[-1], dtype=np.float64)
     powers = np.stack((np.ones_like(t), t, t * t), axis=-1)
     a = w @ powers
     b = wz @ powers[:, :2]
-    return np.stack((a[..., 0], a[..., 1], a[..., 2], b[..., 0], b[..., 1], wzz.sum(axis=-1)))
+    return np.stack((a[..., 0], a[..., 1], a[..., 2], b[..., 0], b[..., 1], wzz @ powers[:, 0]))
 
 
 def _running(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
@@ -253,39 +260,57 @@ def _running(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
 
 
 class _Sums:
-    """Weighted moments of z over any segment, from prefix sums every ``chunk`` points."""
+    """Weighted moments of z over any segment.
+
+    Moments are summed per chunk of ``chunk`` points (a remainder is one more, shorter chunk)
+    and, once the grid is known, accumulated to every grid point; any other position adds
+    the chunks since the grid point before it and its partial chunk. (A full running sum
+    over all chunks would cost more than everything else here.)
+    """
 
     def __init__(self, w: np.ndarray, wz: np.ndarray, wzz: np.ndarray, chunk: int):
         n = w.size
         m = n // chunk
+        self.n, self.chunk = n, chunk
         self.w, self.wz, self.wzz = w, wz, wzz
-        self.chunk = chunk
         cut = m * chunk
         if chunk == 1:
-            local = np.stack((w, np.zeros(n), np.zeros(n), wz, np.zeros(n), wzz))
+            t = np.arange(n, dtype=np.float64)
+            wt = w * t
+            self.moments = np.stack((w, wt, wt * t, wz, wz * t, wzz))
         else:
             local = _local_moments(*(a[:cut].reshape(m, chunk) for a in (w, wz, wzz)))
-        #: Sums of w and w z of each chunk, for the contrast screen.
-        self.chunk_w, self.chunk_wz = local[W], local[WZ]
-        glob = _shifted(local, -np.arange(0, cut, chunk, dtype=np.float64))
-        self.prefix = np.zeros((6, m + 1))
-        np.cumsum(glob, axis=1, out=self.prefix[:, 1:])
+            self.moments = _shifted(local, -np.arange(0, cut, chunk, dtype=np.float64))
+            if cut < n:
+                tail = _shifted(_local_moments(w[cut:], wz[cut:], wzz[cut:]), -float(cut))
+                self.moments = np.concatenate((self.moments, tail[:, None]), axis=1)
+        #: Sums of w and w z per chunk, for the contrast screen.
+        self.chunk_w, self.chunk_wz = self.moments[W, :m], self.moments[WZ, :m]
+
+    def _column(self, pos) -> np.ndarray:
+        """Index of the chunk that starts at ``pos`` (n: one past the last chunk)."""
+        return np.where(pos >= self.n, self.moments.shape[1], pos // self.chunk)
+
+    def set_grid(self, grid: np.ndarray) -> None:
+        """Accumulate the moments to each point of ``grid`` (ascending chunk starts, 0 first, n last)."""
+        cols = self._column(grid)
+        between = np.add.reduceat(self.moments, cols[:-1], axis=1)
+        self.grid = grid
+        self.grid_prefix = np.zeros((6, grid.size))
+        np.cumsum(between, axis=1, out=self.grid_prefix[:, 1:])
 
     def at(self, pos: int) -> np.ndarray:
-        """Prefix moments at an arbitrary position (t from 0)."""
-        k = pos // self.chunk
-        e = k * self.chunk
-        if pos == e:
-            return self.prefix[:, k]
-        part = _local_moments(self.w[e:pos], self.wz[e:pos], self.wzz[e:pos])
-        return self.prefix[:, k] + _shifted(part, -float(e))
-
-    def at_many(self, pos: np.ndarray) -> np.ndarray:
-        """Prefix moments at many positions (shape (6, len(pos)))."""
-        on_grid = pos % self.chunk == 0
-        if on_grid.all():
-            return self.prefix[:, pos // self.chunk]
-        return np.stack([self.at(int(p)) for p in pos], axis=1)
+        """Moments over [0, pos), t counted from 0."""
+        k = int(np.searchsorted(self.grid, pos, side="right")) - 1
+        g = int(self.grid[k])
+        if pos == g:
+            return self.grid_prefix[:, k]
+        c0, c1 = int(self._column(g)), int(pos // self.chunk)
+        out = self.grid_prefix[:, k] + self.moments[:, c0:c1].sum(axis=1)
+        e = c1 * self.chunk
+        if pos > e:
+            out += _shifted(_local_moments(self.w[e:pos], self.wz[e:pos], self.wzz[e:pos]), -float(e))
+        return out
 
     def segment(self, a: int, b: int) -> np.ndarray:
         """Moments of [a, b) with t counted from a."""
@@ -342,6 +367,15 @@ class _Costs:
         out[~(out > 0)] = 0.0  # rounding below zero, and empty segments (NaN)
         return out
 
+    def sloped(self, m: np.ndarray, length: int) -> bool:
+        """Whether the segment is fitted better by a line (penalty included) than flat."""
+        w, wt, wtt, wz, wzt, wzz = m.tolist()
+        stt = wtt - wt * wt / w
+        if length < 3 or stt <= 0:
+            return False
+        sty = wzt - wt * wz / w
+        return sty * sty / stt > self.p
+
     def one(self, m: np.ndarray, length: int) -> float:
         """Cost of one segment (plain floats: much faster than arrays of one)."""
         w, wt, wtt, wz, wzt, wzz = m.tolist()
@@ -365,7 +399,7 @@ def _optimal_partition(sums: _Sums, costs: _Costs, grid: np.ndarray, min_size: i
     boundary positions including 0 and n.
     """
     m = grid.size - 1
-    pre = sums.at_many(grid)
+    pre = sums.grid_prefix
     start, end = np.arange(m + 1)[None, :], np.arange(m + 1)[:, None]  # C[t, s]: grid[s]..grid[t]
     length = grid[end] - grid[start]
     C = costs(pre[:, end] - pre[:, start], length)
@@ -423,11 +457,58 @@ def _refine(sums: _Sums, costs: _Costs, bounds: np.ndarray, grid: np.ndarray, mi
     return b
 
 
-def _tidy(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, reach: int, pen: float) -> np.ndarray:
+def _hinge(sums: _Sums, a: int, c: int, lo: int, hi: int) -> tuple[int, float]:
+    """Best knot in [lo, hi] for one continuous broken line over [a, c): (knot, weighted SS).
+
+    Basis 1, t, (t - knot)+ with t counted from ``lo``, orthogonalised in turn, so each term
+    removes its own share of the squared error.
+    """
+    run = _running(sums.w[lo:hi], sums.wz[lo:hi], sums.wzz[lo:hi])
+    tail = sums.segment(lo, c)
+    sw, swt, swtt, swz, swzt, swzz = _shifted(sums.segment(a, lo), float(lo - a)) + tail
+    right = tail[:, None] - run  # sums over [knot, c)
+    k = np.arange(hi - lo + 1, dtype=np.float64)
+    swh = right[WT] - k * right[W]
+    swhh = right[WTT] - k * (2.0 * right[WT] - k * right[W])
+    swth = right[WTT] - k * right[WT]
+    swzh = right[WZT] - k * right[WZ]
+    stt = swtt - swt * swt / sw
+    stz = swzt - swt * swz / sw
+    line = swzz - swz * swz / sw - stz * stz / stt
+    sth = swth - swt * swh / sw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shh = swhh - swh * swh / sw - sth * sth / stt
+        shz = swzh - swh * swz / sw - sth * stz / stt
+        ss = np.where(shh > 1e-9 * swhh, line - shz * shz / shh, line)
+    j = int(np.argmin(ss))
+    return lo + j, float(ss[j])
+
+
+def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, jump_penalty: float) -> np.ndarray:
+    """Where a ramp starts or ends without a jump, place its boundary at the knot of one
+    continuous broken line across both segments: a kink is located far better by the
+    continuous fit than by two separate ones that may jump. Used when the continuous fit
+    costs at most ``jump_penalty`` more than the separate ones (BIC for the jump it saves)."""
+    b = [int(x) for x in bounds]
+    for j in range(1, len(b) - 1):
+        a, x, c = b[j - 1], b[j], b[j + 1]
+        left, right = sums.segment(a, x), sums.segment(x, c)
+        if not (costs.sloped(left, x - a) or costs.sloped(right, c - x)):
+            continue
+        lo, hi = max(a + min_size, x - HINGE_REACH), min(c - min_size, x + HINGE_REACH)
+        if hi < lo:
+            continue
+        knot, ss = _hinge(sums, a, c, lo, hi)
+        if ss + costs.p <= costs.one(left, x - a) + costs.one(right, c - x) + jump_penalty:
+            b[j] = knot
+    return np.array(b, dtype=np.int64)
+
+
+def _tidy(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, close: int, pen: float) -> np.ndarray:
     """Greedy clean-up after refinement, best improvement first, until nothing improves:
-    drop a boundary that does not pay for its penalty, or replace two close boundaries
-    (within ``reach``: often both sides of one change, held apart by ``min_size``) by the best
-    single one between their neighbours."""
+    drop a boundary that does not pay for its penalty, or replace two boundaries at most
+    ``close`` apart (often both sides of one change, held apart by ``min_size``) by the best
+    single one between them."""
     b = [int(x) for x in bounds]
     while len(b) > 2:
         seg = [_segment_cost(sums, costs, b[i], b[i + 1]) for i in range(len(b) - 1)]
@@ -436,9 +517,9 @@ def _tidy(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, reach: 
             gain = seg[j - 1] + seg[j] + pen - _segment_cost(sums, costs, b[j - 1], b[j + 1])
             if gain > best_gain:
                 best_gain, action = gain, (j, j + 1, None)
-            if j + 2 < len(b) and b[j + 1] - b[j] <= reach:
-                lo = max(b[j - 1] + min_size, b[j] - reach)
-                hi = min(b[j + 2] - min_size, b[j + 1] + reach)
+            if j + 2 < len(b) and b[j + 1] - b[j] <= close:
+                lo = max(b[j - 1] + min_size, b[j] - min_size)
+                hi = min(b[j + 2] - min_size, b[j + 1] + min_size)
                 if hi >= lo:
                     tau, cost = _best_split(sums, costs, b[j - 1], b[j + 2], lo, hi)
                     gain = seg[j - 1] + seg[j] + seg[j + 1] + pen - cost

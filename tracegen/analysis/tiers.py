@@ -95,12 +95,11 @@ def detect_tiers(values, *, k: int | None = None, max_k: int = 6) -> Tiers:
     if x.size == 0:
         return Tiers((), np.full(v.size, -1, dtype=np.int32), (), ())
     if k is None:
-        levels, labels, cuts = _auto_tiers(x, max(1, int(max_k)))
+        levels, labels, counts, cuts = _auto_tiers(x, max(1, int(max_k)))
     else:
         if k < 1:
             raise ValueError("k must be >= 1")
-        levels, labels, cuts = _fixed_tiers(x, int(k))
-    counts = np.bincount(labels, minlength=len(levels))
+        levels, labels, counts, cuts = _fixed_tiers(x, int(k))
     if finite is not None:
         full = np.full(v.size, -1, dtype=labels.dtype)
         full[finite] = labels
@@ -211,7 +210,7 @@ def _fixed_tiers(x: np.ndarray, k: int):
     firsts = xs[pos[1:]]
     labels = np.searchsorted(firsts, x, side="right").astype(np.int32)
     cuts = (xs[pos[1:] - 1] + firsts) / 2.0
-    return levels, labels, cuts
+    return levels, labels, np.diff(bounds), cuts
 
 
 def _bin_edges(xs: np.ndarray, bins: int) -> np.ndarray:
@@ -249,13 +248,12 @@ def _auto_tiers(x: np.ndarray, max_k: int):
     lo, hi = float(y.min()), float(y.max())
     sigma = noise_scale(y)
     if hi <= lo:
-        return np.array([x.mean()]), np.zeros(x.size, dtype=np.int32), np.empty(0)
+        return np.array([x.mean()]), np.zeros(x.size, dtype=np.int32), np.array([x.size]), np.empty(0)
     width = max(BIN_WIDTH * sigma, (hi - lo) / MAX_BINS)
-    nb = int((hi - lo) / width) + 1
+    nb = int((hi - lo) / width) + 2  # one spare bin: float32 rounding of the largest value
     y -= lo
-    y *= 1.0 / width
+    y *= 1.0 / width  # y is now in bins
     idx = y.astype(np.int32)  # float32 -> int32 is vectorised; -> int64 is not (8x slower)
-    np.minimum(idx, nb - 1, out=idx)
     cnt = np.bincount(idx, minlength=nb)
     centres = lo + (np.arange(nb) + 0.5) * width
 
@@ -287,16 +285,22 @@ def _auto_tiers(x: np.ndarray, max_k: int):
         ):
             thresholds = cut
             break
-    bin_label = np.searchsorted(thresholds, centres).astype(np.int32)
-    labels = bin_label[idx]
-    k = thresholds.size + 1
-    # Levels: mean raw value of the non-sparse points of each tier.
-    vsum = np.bincount(idx, weights=x, minlength=nb)
-    levels = np.bincount(bin_label[dbins], weights=vsum[dbins], minlength=k) / np.bincount(
-        bin_label[dbins], weights=cnt[dbins], minlength=k
+    # Tiers change at bin edges: a bin belongs to the tier whose centre is nearest to its own.
+    bin_label = np.searchsorted(thresholds, centres)
+    edges = np.flatnonzero(np.diff(bin_label)) + 1
+    labels = np.zeros(x.size, dtype=np.int32)
+    for e in edges:  # k - 1 comparisons: cheaper than a gather through the bin index
+        labels += y >= e
+    k = edges.size + 1
+    counts = np.bincount(bin_label, weights=cnt, minlength=k).astype(np.int64)
+    # Levels: mean value of the non-sparse points of each tier, from the bin centres (a
+    # relative error of about width^2 / 24, far below the noise; a pass over the data less).
+    value = np.exp(centres[dbins]) if logged else centres[dbins]
+    levels = np.bincount(bin_label[dbins], weights=w * value, minlength=k) / np.bincount(
+        bin_label[dbins], weights=w, minlength=k
     )
-    cuts = np.exp(thresholds) if logged else thresholds
-    return levels, labels, cuts
+    cuts = lo + edges * width
+    return levels, labels, counts, np.exp(cuts) if logged else cuts
 
 
 def _dense_bins(cnt: np.ndarray, reach: int, n: int) -> np.ndarray:

@@ -27,11 +27,16 @@ def _load_sched_getcpu():
 current_core = _load_sched_getcpu()
 
 
+# Reading every core's clock takes tens to hundreds of microseconds with the GIL held, which
+# stalls a launch-bound timed loop; CPU clocks move slowly, so sample them at most 4 times a second.
+MIN_INTERVAL_S = 0.25
+
+
 class CpuSampler(Sampler):
     source = "cpu"
 
     def __init__(self, interval_s: float = 0.05):
-        super().__init__(interval_s)
+        super().__init__(max(interval_s, MIN_INTERVAL_S))
         import psutil
 
         self._psutil = psutil
