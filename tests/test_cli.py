@@ -125,3 +125,14 @@ def test_sigint_mid_variant_keeps_completed_iterations(tmp_path):
     assert site.returncode == 0, site.stderr
     page = (tmp_path / "site/runs/cut/index.html").read_text()
     assert "interrupted" in page.lower()
+
+
+@pytest.mark.parametrize("backend, words", [("tensorrt", "tensorrt is not installed"), ("torch", "not installed")])
+def test_gpu_backend_without_its_libraries(tmp_path, backend, words):
+    from tracegen.optional import available
+
+    if available("torch") and backend == "torch":
+        pytest.skip("torch is installed here")
+    proc = tracegen("run", "--backend", backend, "--out", "runs", cwd=tmp_path)
+    assert_one_line_error(proc, words, "pip install")
+    assert not (tmp_path / "runs").exists()

@@ -26,7 +26,7 @@ import tracegen
 from tracegen.backends.base import Backend, Bindings, Device, ModelSource, StepTimer
 from tracegen.backends.registry import backend_class, make_device, resolve_backend
 from tracegen.config import RunConfig, resolve
-from tracegen.errors import ConfigError, TracegenError
+from tracegen.errors import BackendError, ConfigError, TracegenError
 from tracegen.frames import FrameSource, top_k
 from tracegen.models.source import load_model
 from tracegen.pacing import make_pacer
@@ -188,6 +188,7 @@ class Runner:
         if config.backend == "auto" and self.model.kind == "engine" and backend_name != "tensorrt":
             backend_name, cls = "tensorrt", backend_class("tensorrt")
         self.backend_name, self.backend_cls = backend_name, cls
+        self._check_requirements(cls)
         self._validate(cls)
         self.variants = plan_variants(config)
         if not self.variants:
@@ -198,6 +199,16 @@ class Runner:
         from tracegen.models.source import ENGINE_SUFFIXES
 
         return "engine" if spec and Path(spec).suffix.lower() in ENGINE_SUFFIXES else "onnx"
+
+    def _check_requirements(self, cls: type[Backend]) -> None:
+        from tracegen.backends.registry import cuda_gpu_count
+        from tracegen.optional import require
+
+        for module in cls.requires:
+            require(module)
+        if cls.device_kind == "cuda" and cuda_gpu_count() == 0:
+            raise BackendError(f"the {cls.name} backend needs an NVIDIA GPU, and none was found",
+                               "use --backend onnxruntime (CPU), or check the driver with nvidia-smi")
 
     def _validate(self, cls: type[Backend]) -> None:
         c = self.config
@@ -296,6 +307,7 @@ class Runner:
     def _activate(self, sync_mode: str) -> tuple[Device, Backend]:
         device = make_device(self.backend_cls.device_kind, sync_mode=sync_mode, device_index=self.config.device_index)
         backend = self.backend_cls(self.model, precision=self.config.precision, threads=self.config.threads)
+        backend.expect_batches(sorted({v.batch for v in self.variants}))
         try:
             device.activate()
             backend.activate(device)

@@ -139,6 +139,7 @@ class Backend(ABC):
     name: ClassVar[str]
     device_kind: ClassVar[str]  # kind of Device it needs
     launches: ClassVar[tuple[str, ...]] = ("eager",)  # launch modes it supports
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs (checked before anything runs)
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def __init__(self, model: ModelSource, *, precision: str = "fp32", threads: int | None = None):
@@ -146,6 +147,10 @@ class Backend(ABC):
         self.precision = precision
         self.threads = threads
         self.device: Device | None = None
+
+    def expect_batches(self, batch_sizes: list[int]) -> None:
+        """Told before ``activate`` which batch sizes will be prepared (TensorRT builds its
+        optimization profile from them); most backends need not know."""
 
     @abstractmethod
     def activate(self, device: Device) -> None:

@@ -151,6 +151,20 @@ class CudaDevice(Device):
         cuda, stream = self.cuda, self.stream
         return lambda: cuda.memcpy_dtoh_async(host, device_ptr(), stream)
 
+    def alloc(self, nbytes: int) -> Any:
+        """Device memory; ``int(buffer)`` is its address. A clear error when it does not fit."""
+        try:
+            return self.cuda.mem_alloc(max(1, int(nbytes)))
+        except (self.cuda.MemoryError, MemoryError):
+            free, total = self.cuda.mem_get_info()
+            raise BackendError(f"{nbytes / 2**20:.0f} MiB do not fit in GPU memory ({free / 2**20:.0f} of "
+                               f"{total / 2**20:.0f} MiB free)", "use smaller --batch-sizes, or --precision fp16") from None
+
+    def capture_graph(self, work) -> Any:
+        """Capture the work ``work()`` enqueues on the stream into a CUDA graph (driver API through
+        ctypes: pycuda has no stream capture) and return a callable that replays it."""
+        return _CapturedGraph(_libcuda(), self.stream, work)
+
     def keepalive(self, seconds: float) -> None:
         """Keep the GPU busy during the gap: memsets on the side stream, one per slice, while the
         host sleeps in short slices. No kernel is compiled."""
@@ -183,3 +197,38 @@ class CudaDevice(Device):
             info["cuda_driver_version"] = self.cuda.get_driver_version()
             info.setdefault("memory_total_mb", dev.total_memory() // (1 << 20))
         return info
+
+
+class _CapturedGraph:
+    """A CUDA graph captured from a stream; calling it launches the graph on that stream."""
+
+    _THREAD_LOCAL_CAPTURE = 1  # CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+
+    def __init__(self, lib, stream, work):
+        self._lib, self._stream = lib, ctypes.c_void_p(int(stream.handle))
+        graph, self._exec = ctypes.c_void_p(), ctypes.c_void_p()
+        self._check(lib.cuStreamBeginCapture_v2(self._stream, self._THREAD_LOCAL_CAPTURE), "begin capture")
+        try:
+            work()
+        finally:
+            rc_end = lib.cuStreamEndCapture(self._stream, ctypes.byref(graph))
+        self._check(rc_end, "end capture")
+        self._graph = graph
+        self._check(lib.cuGraphInstantiateWithFlags(ctypes.byref(self._exec), graph, ctypes.c_ulonglong(0)), "instantiate")
+
+    @staticmethod
+    def _check(rc: int, what: str) -> None:
+        if rc != 0:
+            raise BackendError(f"CUDA graph {what} failed (driver error {rc})", "use --launch eager for this engine")
+
+    def __call__(self) -> None:
+        self._lib.cuGraphLaunch(self._exec, self._stream)
+
+    def __del__(self):
+        try:
+            if self._exec:
+                self._lib.cuGraphExecDestroy(self._exec)
+            if self._graph:
+                self._lib.cuGraphDestroy(self._graph)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

@@ -17,6 +17,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     device_kind = "host"
     launches = ("eager",)
+    requires = ("onnxruntime",)
     precisions = ("fp32",)
 
     def __init__(self, model, *, precision="fp32", threads=None):

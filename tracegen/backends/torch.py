@@ -22,6 +22,7 @@ class TorchBackend(Backend):
     name = "torch"
     device_kind = "cuda"
     launches = ("eager", "graph")
+    requires = ("torch", "onnx2torch", "pycuda.driver")
     precisions = ("fp32", "fp16")
 
     def __init__(self, model, *, precision="fp32", threads=None):
