@@ -25,21 +25,17 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 1500, keep: list[
     for k in keep or []:
         raw[max(0, k - KEEP_AROUND): min(n, k + KEEP_AROUND + 1)] = True
     size = int(np.ceil(n / max_points))
-    buckets = np.arange(n) // size
-    # Buckets are whole runs of `size` points, so reshape after padding with NaN.
     pad = (-n) % size
-    yy = np.concatenate([y, np.full(pad, np.nan)]).reshape(-1, size)
-    xs = np.concatenate([x.astype(np.float64), np.full(pad, np.nan)]).reshape(-1, size)
-    med = np.nanmedian(yy, axis=1)
-    lo, hi = np.nanmin(yy, axis=1), np.nanmax(yy, axis=1)
-    xmid = np.nanmedian(xs, axis=1)
-    # Buckets touching a kept point are replaced by the raw points themselves.
-    touched = np.zeros(len(med), dtype=bool)
-    touched[np.unique(buckets[raw])] = True
-    keep_raw = np.isin(buckets, np.flatnonzero(touched))
-    out_x = np.concatenate([xmid[~touched], x[keep_raw].astype(np.float64)])
-    out_y = np.concatenate([med[~touched], y[keep_raw]])
-    out_lo = np.concatenate([lo[~touched], y[keep_raw]])
-    out_hi = np.concatenate([hi[~touched], y[keep_raw]])
+    # Buckets are whole runs of `size` points: pad with NaN and reshape. Kept raw points are left
+    # out of their bucket's statistics and drawn as themselves.
+    yy = np.concatenate([np.where(raw, np.nan, y), np.full(pad, np.nan)]).reshape(-1, size)
+    xs = np.concatenate([np.where(raw, np.nan, x.astype(np.float64)), np.full(pad, np.nan)]).reshape(-1, size)
+    filled = ~np.all(np.isnan(yy), axis=1)
+    yy, xs = yy[filled], xs[filled]
+    med, lo, hi = np.nanmedian(yy, axis=1), np.nanmin(yy, axis=1), np.nanmax(yy, axis=1)
+    out_x = np.concatenate([np.nanmedian(xs, axis=1), x[raw].astype(np.float64)])
+    out_y = np.concatenate([med, y[raw]])
+    out_lo = np.concatenate([lo, y[raw]])
+    out_hi = np.concatenate([hi, y[raw]])
     order = np.argsort(out_x, kind="stable")
     return {"x": out_x[order], "y": out_y[order], "lo": out_lo[order], "hi": out_hi[order]}
