@@ -1,15 +1,18 @@
-"""Templates and chart embedding.
+"""Templates, number formatting and chart embedding.
 
-Pages are self-contained: the Vega, Vega-Lite and vega-embed JavaScript (from vl-convert-python)
-is inlined once per page, each chart is a JSON spec in a ``<script type="application/json">``
-block, and a small inline script draws them. No request leaves the page, so it opens from
-``file://`` and from any static host.
+Pages are self-contained: the Vega, Vega-Lite and vega-embed JavaScript (bundled by
+vl-convert-python) is inlined once per page, each chart is a JSON spec in a
+``<script type="application/json">`` block, and a small inline script draws them. A
+Content-Security-Policy forbids every request, so a page that opens from ``file://`` provably
+needs nothing else, and the browser test would see any attempt as a policy violation.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,17 @@ import jinja2
 import tracegen
 from tracegen.optional import require
 
+# Inline scripts and styles only; vega compiles its expressions with Function(), hence eval.
+CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+       "img-src data:; font-src data:")
+
 
 def templates_dir() -> Path:
-    """Templates shipped inside the wheel, or the checkout's top-level ``templates/``."""
-    packaged = Path(tracegen.__file__).parent / "templates"
+    """Templates shipped inside the wheel (``tracegen/templates``), else the checkout's
+    top-level ``templates/``."""
+    packaged = importlib.resources.files("tracegen") / "templates"
     if packaged.is_dir():
-        return packaged
+        return Path(str(packaged))
     return Path(tracegen.__file__).resolve().parent.parent / "templates"
 
 
@@ -31,15 +39,18 @@ def templates_dir() -> Path:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
-        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        extensions=["jinja2.ext.do"],
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails the tests, not silently
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["ms"] = _fmt_ms
-    env.filters["num"] = _fmt_num
-    env.filters["si"] = _fmt_si
+    env.filters.update(ms=fmt_ms, num=fmt_num, si=fmt_si, pct=fmt_pct, rate=fmt_rate)
     return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(csp=CSP, version=tracegen.__version__, **context)
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,20 +58,21 @@ def vega_javascript() -> str:
     """The bundled Vega + Vega-Lite + vega-embed JavaScript matching altair's Vega-Lite version."""
     alt = require("altair")
     vlc = require("vl_convert")
-    version = alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0]
+    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     if version not in vlc.get_vegalite_versions():
-        version = None  # newest bundled; altair specs are forward compatible within a major
+        version = None  # the newest bundled; specs are compatible within a major version
     return vlc.javascript_bundle(vl_version=version)
 
 
 class ChartSet:
-    """Collects the charts of one page; each gets a stable element id."""
+    """The charts of one page: each gets a container with a unique id, and its spec goes into
+    a JSON block that the page's drawing script renders."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.specs: list[tuple[str, dict[str, Any]]] = []
 
-    def add(self, chart, name: str) -> str:
-        """Register ``chart`` (altair) and return the HTML of its container."""
+    def add(self, chart: Any, name: str) -> str:
+        """Register an altair chart (``None`` is skipped) and return its container's HTML."""
         if chart is None:
             return ""
         chart_id = f"chart-{len(self.specs) + 1}-{name}"
@@ -68,53 +80,78 @@ class ChartSet:
         return f'<div class="chart" id="{chart_id}" data-rendered="false"></div>'
 
     def script_blocks(self) -> str:
-        # json.dumps output cannot close the script element: "</" is escaped.
-        blocks = []
-        for cid, spec in self.specs:
-            payload = json.dumps(spec).replace("</", "<\\/")
-            blocks.append(f'<script type="application/json" data-chart="{cid}">{payload}</script>')
-        return "\n".join(blocks)
+        return "\n".join(f'<script type="application/json" data-chart="{cid}">{_script_json(spec)}</script>'
+                         for cid, spec in self.specs)
 
 
-def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(**context)
+def _script_json(spec: dict[str, Any]) -> str:
+    # "</script" or "<!--" inside would end or confuse the script element; JSON may spell "<"
+    # as \u003c, which the browser's JSON.parse reads back unchanged.
+    return json.dumps(spec, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def _fmt_ms(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
+# -- number formatting (filters) ----------------------------------------------------------------
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return str(value)
-    if v != v:
-        return "–"
-    if abs(v) >= 100:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fmt_ms(value: Any) -> str:
+    """Milliseconds with about four significant digits: 0.0123, 1.234, 12.35, 123.5, 1,234.6."""
+    v = _float(value)
+    if v is None:
+        return "–" if value is None or isinstance(value, float) else str(value)
+    a = abs(v)
+    if a >= 1000:
         return f"{v:,.1f}"
-    if abs(v) >= 10:
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 10:
         return f"{v:.2f}"
-    return f"{v:.{digits}f}"
+    if a >= 0.1 or a == 0:
+        return f"{v:.3f}"
+    return f"{v:.4f}"
 
 
-def _fmt_num(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "–"
+def fmt_num(value: Any, digits: int = 2) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if v != v:
-        return "–"
+    v = _float(value)
+    if v is None:
+        return "–" if value is None or isinstance(value, float) else str(value)
     return f"{v:,.{digits}f}"
 
 
-def _fmt_si(value: Any) -> str:
-    if value is None:
+def fmt_rate(value: Any) -> str:
+    """Rates such as images/s: whole numbers from 100 up, else three significant digits."""
+    v = _float(value)
+    if v is None:
         return "–"
-    v = float(value)
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def fmt_pct(value: Any, digits: int = 0) -> str:
+    """A share in 0..1 as a percentage."""
+    v = _float(value)
+    return "–" if v is None else f"{100 * v:.{digits}f} %"
+
+
+def fmt_si(value: Any, unit: str = "") -> str:
+    """Large counts with an SI prefix: 11.68 M, 24.91 G."""
+    v = _float(value)
+    if v is None:
+        return "–"
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(v) >= scale:
-            return f"{v / scale:.2f} {unit}"
-    return f"{v:g}"
+            return f"{v / scale:.2f} {prefix}{unit}"
+    return f"{v:g} {unit}".rstrip()
