@@ -8,9 +8,10 @@ import types
 import numpy as np
 
 
-def make_fake_trt(*, refuse_engine: bool = False, parse_ok: bool = True):
+def make_fake_trt(*, refuse_engine: bool = False, parse_ok: bool = True, fp16_flag: bool = True,
+                  version: str = "10.99.0-fake"):
     trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.99.0-fake"
+    trt.__version__ = version
     trt.calls = {"builds": 0, "profiles": [], "flags": [], "addresses": {}, "shapes": {}, "executes": 0}
 
     class Logger:
@@ -23,7 +24,8 @@ def make_fake_trt(*, refuse_engine: bool = False, parse_ok: bool = True):
         INPUT, OUTPUT = "in", "out"
 
     class BuilderFlag:
-        FP16 = "fp16"
+        if fp16_flag:  # removed in TensorRT 11 (strong typing only)
+            FP16 = "fp16"
 
     class MemoryPoolType:
         WORKSPACE = "workspace"

@@ -122,3 +122,23 @@ def test_missing_tensorrt_has_an_install_hint(monkeypatch, tiny):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(MissingDependency, match="pip install 'tracegen\\[tensorrt\\]'"):
         _backend(tiny, [1]).activate(HostCudaDevice())
+
+
+def test_tensorrt_11_has_no_fp16_flag_so_an_fp32_model_cannot_build_fp16(monkeypatch, tmp_path, tiny):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    trt = make_fake_trt(fp16_flag=False, version="11.4.0-fake")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    with pytest.raises(BackendError, match="strongly typed networks only.*--precision fp32"):
+        _backend(tiny, [1], precision="fp16").activate(HostCudaDevice())
+    b = _backend(tiny, [1], precision="fp32")
+    b.activate(HostCudaDevice())
+    assert trt.calls["flags"] == [] and trt.calls["builds"] == 1
+
+
+def test_build_settings_and_time_are_recorded(fake_trt, tiny):
+    b = _backend(tiny, [2, 4])
+    b.activate(HostCudaDevice())
+    build = b.info()["build"]
+    assert build["profile_batch"] == [2, 2, 4] and build["precision"] == "fp16"
+    assert build["typing"] == "weak (BuilderFlag.FP16)" and build["build_seconds"] >= 0
+    assert build["tensorrt"] == "10.99.0-fake" and build["cache_key"] in build["cache_path"]

@@ -139,7 +139,7 @@ class TensorRTBackend(Backend):
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
         if self.precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
+            self._fp16(config)
         opt_profile = builder.create_optimization_profile()
         image = self.model.image_shape
         opt_profile.set_shape(self.model.input_name, (profile[0], *image), (profile[1], *image), (profile[2], *image))
@@ -149,6 +149,22 @@ class TensorRTBackend(Backend):
             raise BackendError(f"TensorRT could not build an engine for {self.model.spec} (see its log above)",
                                "try --precision fp32, smaller --batch-sizes, or --backend torch")
         return bytes(data)
+
+    def _fp16(self, config) -> None:
+        """TensorRT 10 builds fp16 from an fp32 model with BuilderFlag.FP16 (weak typing). TensorRT
+        11 removed the flag: every network is strongly typed, so fp16 needs an fp16 model."""
+        trt = self.trt
+        flag = getattr(trt.BuilderFlag, "FP16", None)
+        if flag is not None:
+            config.set_flag(flag)
+            self.build_info["typing"] = "weak (BuilderFlag.FP16)"
+            return
+        self.build_info["typing"] = "strong"
+        if self.model.input_dtype != "float16":
+            raise BackendError(
+                f"TensorRT {trt.__version__} builds strongly typed networks only, so --precision fp16 needs an fp16 "
+                f"model and {self.model.spec} is {self.model.input_dtype or 'not fp16'}",
+                "use --precision fp32, or convert the model to fp16 first (e.g. ModelOpt AutoCast)")
 
     def _tensors(self) -> dict[str, list[str]]:
         trt, engine = self.trt, self.engine

@@ -7,7 +7,6 @@ report and the rows of ``steps.parquet`` describe the same iterations.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,11 @@ REPORT_NAME = "profile.nsys-rep"
 
 def nsys_path() -> str | None:
     return shutil.which("nsys")
+
+
+def nsys_available() -> bool:
+    """True when Nsight Systems' ``nsys`` is on PATH."""
+    return nsys_path() is not None
 
 
 def child_arguments(argv: list[str], run_id: str) -> list[str]:
