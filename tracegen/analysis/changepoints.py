@@ -7,25 +7,26 @@ gives two change points, at its start and at its end, instead of a staircase.
 How, and why:
 
 1. Noise model. Latency noise is multiplicative and heavy-tailed: its spread grows with the
-   level. The noise scale ``sigma`` is the MAD of the log-ratios of neighbours (level shifts
-   and spikes touch few pairs), so the penalty needs no per-trace tuning; a segment's squared
-   error is measured in units of (sigma * its level)^2. Values that are not all positive use
-   absolute noise (MAD of first differences) instead.
+   level. The noise scale ``sigma`` is a trimmed spread of the log-ratios of neighbours
+   (level shifts and spikes touch few pairs), so the penalty needs no per-trace tuning, and squared errors
+   are relative to each point's own value (weights 1 / value^2), in units of sigma^2. Values
+   that are not all positive use absolute noise (MAD of first differences) instead.
 2. Spikes. Isolated spikes (5-50x the level) would each buy a segment under a squared-error
    cost, so a point further than ``CLIP_SIGMAS`` noise scales from the median of its block is
    clipped to its running median of ``2 * REFERENCE_HALF + 1`` +- ``CLIP_SIGMAS`` noise
    scales. A running median keeps steps sharp and ignores up to five spikes among eleven.
-3. Exact penalised segmentation (optimal partitioning) of the clipped trace. Segment cost:
-   least squared error of a constant, or of a line plus ``SLOPE_PENALTY_FACTOR * log(n)``
-   (BIC: one more parameter). Each segment costs ``PENALTY_FACTOR * log(n)``.
-4. Speed. Prefix sums of the weighted moments every ``CHUNK`` points give the exact cost of
-   any segment. The partition is first solved exactly with boundaries restricted to a grid:
-   the edges of at most ``MAX_BLOCKS`` blocks, plus chunk edges where a local contrast
-   flags a change (so short segments of long traces are not averaged away). Each boundary
-   then moves to its best position at full resolution between its grid neighbours;
-   boundaries that no longer pay for their penalty are dropped, and two boundaries that
-   bracket one change are merged. Cost: about ten O(n) numpy passes plus O(grid^2)
-   vectorised work, whatever the trace.
+3. Exact penalised segmentation (optimal partitioning). Segment cost: least squared error
+   of a constant, or of a line plus ``SLOPE_PENALTY_FACTOR * log(n)`` (BIC: one more
+   parameter). Each segment costs ``PENALTY_FACTOR * log(n)``. Where a ramp meets a flat
+   segment without a jump, the boundary is finally put at the knot of one continuous broken
+   line, which locates a kink far better than two separate fits.
+4. Speed. Weighted moments summed per chunk of ``CHUNK`` points give the exact cost of any
+   segment. The partition is first solved exactly with boundaries restricted to a grid: the
+   edges of at most ``MAX_BLOCKS`` blocks, plus chunk edges where a local contrast flags a
+   change (so short segments of long traces are not averaged away). Each boundary then moves
+   to its best position at full resolution between its grid neighbours; boundaries that no
+   longer pay for their penalty are dropped, and two that bracket one change are merged.
+   Cost: about eight O(n) numpy passes plus O(grid^2) vectorised work, whatever the trace.
 """
 
 from __future__ import annotations
@@ -43,26 +44,33 @@ PENALTY_FACTOR = 3.0
 SLOPE_PENALTY_FACTOR = 1.0
 #: Points this many noise scales away from their local level are clipped.
 CLIP_SIGMAS = 3.0
-#: The first pass segments on at most this many blocks (exact up to this many points) ...
-MAX_BLOCKS = 256
-#: ... plus at most MAX_CANDIDATES edges of chunks of CHUNK points where the weighted means
-#: of the two chunks before and the two after differ by more than CANDIDATE_Z standard errors
-#: (local maxima only): short segments in long traces would vanish in block sums.
-CHUNK = 8
-MAX_CANDIDATES = 96
-CANDIDATE_Z = 4.0
-#: How far (in chunks) to look for the half-contrast points on either side of a candidate.
-HALF_SEARCH = 64
-#: A boundary next to a ramp may move this far to the knot of a continuous fit.
-HINGE_REACH = 50
 #: Spike screening compares points with the median of blocks of at least this many points;
 #: a flagged point is clipped around its running median over 2 * REFERENCE_HALF + 1 points.
 MIN_REFERENCE_BLOCK = 16
 REFERENCE_HALF = 5
-#: MAD to standard deviation for a normal distribution.
-MAD_TO_SD = 1.4826
-#: The noise scale is estimated from about this many neighbour pairs (evenly spread).
+#: The first pass segments on at most this many blocks (exact up to this many points) ...
+MAX_BLOCKS = 128
+#: ... plus at most MAX_CANDIDATES chunk edges (chunks of CHUNK points) where the weighted
+#: means of the two chunks before and the two after differ by more than CANDIDATE_Z standard
+#: errors (local maxima only), and the edges where that contrast has halved, at most
+#: HALF_SEARCH chunks away. Short segments of long traces would vanish in block sums.
+CHUNK = 8
+MAX_CANDIDATES = 96
+CANDIDATE_Z = 4.0
+HALF_SEARCH = 64
+#: A boundary next to a ramp may move this far to the knot of a continuous fit.
+HINGE_REACH = 50
+#: The noise scale is estimated from about NOISE_SAMPLE neighbour pairs (evenly spread), as
+#: the root mean square of the smallest NOISE_KEEP of their differences (corrected to the
+#: standard deviation for normal noise): far more precise than the MAD on short traces, and
+#: blind to the largest 10 % (steps, spikes: a spike makes two large differences).
 NOISE_SAMPLE = 1 << 13
+NOISE_KEEP = 0.9
+_q = 1.6448536269514722  # normal quantile at (1 + NOISE_KEEP) / 2
+_TRIMMED_VARIANCE = 1.0 - 2.0 * _q * math.exp(-_q * _q / 2.0) / math.sqrt(2.0 * math.pi) / NOISE_KEEP
+#: Segments up to this long have their sums taken directly (about their own start), so the
+#: time moments of short segments far into a long trace keep full precision.
+DIRECT = 512
 
 
 def detect_changepoints(values, *, min_size: int | None = None, penalty: float | None = None) -> list[int]:
@@ -81,19 +89,20 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
         return []
     chunk = CHUNK if n > CHUNK * MAX_BLOCKS else 1
     block = chunk * max(1, -(-n // (MAX_BLOCKS * chunk)))
+    w, wz, wzz, unit = robust_signal(y, max(block, MIN_REFERENCE_BLOCK))
     log_n = math.log(n)
-    pen = PENALTY_FACTOR * log_n if penalty is None else float(penalty)
-    sums = _Sums(*robust_signal(y, max(block, MIN_REFERENCE_BLOCK)), chunk)
-    costs = _Costs(SLOPE_PENALTY_FACTOR * log_n)
+    pen = unit * (PENALTY_FACTOR * log_n if penalty is None else float(penalty))
+    sums = _Sums(w, wz, wzz, chunk)
+    costs = _Costs(unit * SLOPE_PENALTY_FACTOR * log_n)
     grid = np.r_[np.arange(0, n - block // 2, block), n]  # block edges; the last block takes the rest
     if chunk > 1:
-        grid = np.union1d(grid, _contrast_candidates(sums))
+        grid = np.union1d(grid, _contrast_candidates(sums, unit))
     sums.set_grid(grid)
     bounds = _optimal_partition(sums, costs, grid, min_size, pen)
     if block > 1:
         bounds = _refine(sums, costs, bounds, grid, min_size)
         bounds = _tidy(sums, costs, bounds, min_size, 2 * max(block, min_size), pen)
-    bounds = _join_ramps(sums, costs, bounds, min_size, log_n)
+    bounds = _join_ramps(sums, costs, bounds, min_size, unit * log_n)
     return [int(b) for b in bounds[1:-1]]
 
 
@@ -141,10 +150,10 @@ def to_log(y: np.ndarray) -> np.ndarray:
 def noise_scale(z: np.ndarray, *, relative: bool = False) -> float:
     """Robust standard deviation of the point-to-point noise of ``z``.
 
-    MAD of the first differences / sqrt(2), from about ``NOISE_SAMPLE`` evenly spread pairs
-    (``relative``: differences of log z, i.e. noise as a fraction of the level). Quantised
-    traces (most differences exactly 0) fall back to the mean absolute deviation of the
-    differences. Returns 0.0 for a constant trace.
+    Trimmed root mean square of the first differences / sqrt(2) (see ``NOISE_KEEP``), from
+    about ``NOISE_SAMPLE`` evenly spread pairs (``relative``: differences of log z, i.e. noise
+    as a fraction of the level). Quantised traces (most differences exactly 0) fall back to
+    the mean absolute deviation of the differences. Returns 0.0 for a constant trace.
     """
     if z.size < 3:
         return 0.0
@@ -154,18 +163,21 @@ def noise_scale(z: np.ndarray, *, relative: bool = False) -> float:
     b = z[1::step][:count].astype(np.float64)
     d = np.log(b / a) if relative else b - a
     dev = np.abs(d - np.median(d))
-    sigma = MAD_TO_SD * float(np.median(dev)) / math.sqrt(2.0)
+    keep = max(1, int(NOISE_KEEP * dev.size))
+    core = np.partition(dev, keep - 1)[:keep]
+    sigma = math.sqrt(float(core @ core) / keep / _TRIMMED_VARIANCE / 2.0)
     if sigma <= 0.0:
         sigma = math.sqrt(math.pi / 2.0) * float(dev.mean()) / math.sqrt(2.0)
     return sigma
 
 
-def robust_signal(y: np.ndarray, ref_block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spike-clipped trace as weights w, w z and w z^2 per point (what the segment costs need).
+def robust_signal(y: np.ndarray, ref_block: int):
+    """Spike-clipped trace as per-point weights w, w z and w z^2 (each an array or a
+    constant), and the noise variance ``unit`` in which weighted squared errors are measured.
 
-    Positive values (relative noise): z = y / (median * sigma) with sigma the relative noise
-    and w = (median / y)^2, so a weighted squared error sum(w (z - fit)^2) is the squared
-    relative error in units of sigma^2. Otherwise z = (y - median) / absolute noise, w = 1.
+    Positive values: z = y / median and w = 1 / z^2, so w z = 1 / z, w z^2 = 1 and a
+    weighted squared error is a squared relative error (unit = sigma^2). Otherwise
+    z = y - median, w = 1 (unit = absolute noise variance).
     """
     relative = bool(y.min() > 0)
     sigma = noise_scale(y, relative=relative)
@@ -174,24 +186,24 @@ def robust_signal(y: np.ndarray, ref_block: int) -> tuple[np.ndarray, np.ndarray
         sigma = 1e-6 * (1.0 if relative else max(1.0, float(np.abs(y).max())))
     lim = CLIP_SIGMAS * sigma
     far = _far_from_block_median(y, ref_block, lim, relative)
-    z = y.astype(np.float64, copy=True)
     if far.size:
-        n = z.size
+        n = y.size
         # Centred windows, shifted inwards at the ends (never repeating an end value).
         width = min(2 * REFERENCE_HALF + 1, n)
         first = np.clip(far - REFERENCE_HALF, 0, n - width)
         ref = np.partition(y[first[:, None] + np.arange(width)], width // 2, axis=1)[:, width // 2]
         lo, hi = (ref * math.exp(-lim), ref * math.exp(lim)) if relative else (ref - lim, ref + lim)
-        z[far] = np.clip(y[far], lo, hi)
-    centre = float(np.median(z[:: max(1, z.size // NOISE_SAMPLE)]))
+        clipped = np.clip(y[far], lo, hi)
+    centre = float(np.median(y[:: max(1, y.size // NOISE_SAMPLE)]))
     if relative:
-        p = np.divide(centre, z, out=z)  # z is not needed any more: reuse its memory
-        wz = p * (1.0 / sigma)
-        p *= p
-        return p, wz, np.full(p.size, 1.0 / (sigma * sigma))
-    z -= centre
-    z *= 1.0 / sigma
-    return np.ones_like(z), z, z * z
+        p = np.divide(centre, y)
+        if far.size:
+            p[far] = centre / clipped
+        return p * p, p, 1.0, sigma * sigma
+    z = y - centre
+    if far.size:
+        z[far] = clipped - centre
+    return 1.0, z, z * z, sigma * sigma
 
 
 def _far_from_block_median(y: np.ndarray, g: int, lim: float, relative: bool) -> np.ndarray:
@@ -208,24 +220,25 @@ def _far_from_block_median(y: np.ndarray, g: int, lim: float, relative: bool) ->
     head = y[: m * g].reshape(m, g)
     med = np.median(head[:, :: max(1, g // 32)], axis=1)
     bound = med * -math.expm1(-lim) if relative else np.full(m, lim)
-    dev = head - med[:, None]
-    np.abs(dev, out=dev)
-    far = np.flatnonzero(dev > bound[:, None])
+    lo, hi = (med - bound)[:, None], (med + bound)[:, None]
+    far = np.flatnonzero((head < lo) | (head > hi))
     if m * g < n:
-        tail = np.flatnonzero(np.abs(y[m * g :] - med[-1]) > bound[-1]) + m * g
-        far = np.concatenate((far, tail))
+        tail = y[m * g :]
+        far = np.concatenate((far, np.flatnonzero((tail < lo[-1]) | (tail > hi[-1])) + m * g))
     return far
 
 
-# --- segment costs -----------------------------------------------------------------------
-
-#: Segments up to this long have their sums taken directly (about their own start), so the
-#: time moments of short segments far into a long trace keep full precision.
-DIRECT = 512
+# --- weighted moments --------------------------------------------------------------------
 
 # Weighted moments are stacked along axis 0 of an array, in this order: sums of w, w t,
-# w t^2, w z, w z t and w z^2 (t counted from some origin).
+# w t^2, w z, w z t and w z^2 (t counted from some origin). The weights w and w z^2 may be
+# constants (floats) instead of per-point arrays.
 W, WT, WTT, WZ, WZT, WZZ = range(6)
+
+
+def _part(a, lo: int, hi: int):
+    """Slice of a per-point array; a constant stays a constant."""
+    return a[lo:hi] if isinstance(a, np.ndarray) else a
 
 
 def _shifted(m: np.ndarray, d) -> np.ndarray:
@@ -237,25 +250,51 @@ def _shifted(m: np.ndarray, d) -> np.ndarray:
     return out
 
 
-def _local_moments(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
+def _local_moments(w, wz: np.ndarray, wzz) -> np.ndarray:
     """Moments of each row of 2-D arrays (or of a 1-D array), t counted from the row start.
 
     Matrix products throughout: numpy's sum along a short last axis is several times slower.
     """
-    t = np.arange(w.shape[-1], dtype=np.float64)
+    t = np.arange(wz.shape[-1], dtype=np.float64)
     powers = np.stack((np.ones_like(t), t, t * t), axis=-1)
-    a = w @ powers
+    a = w @ powers if isinstance(w, np.ndarray) else np.broadcast_to(w * powers.sum(axis=0), wz.shape[:-1] + (3,))
     b = wz @ powers[:, :2]
-    return np.stack((a[..., 0], a[..., 1], a[..., 2], b[..., 0], b[..., 1], wzz @ powers[:, 0]))
+    c = wzz @ powers[:, 0] if isinstance(wzz, np.ndarray) else np.full(wz.shape[:-1], wzz * t.size)
+    return np.stack((a[..., 0], a[..., 1], a[..., 2], b[..., 0], b[..., 1], c))
 
 
-def _running(w: np.ndarray, wz: np.ndarray, wzz: np.ndarray) -> np.ndarray:
+def _running(w, wz: np.ndarray, wzz) -> np.ndarray:
     """Prefix moments at every position 0..len (shape (6, len + 1)), t counted from the first point."""
-    t = np.arange(w.size, dtype=np.float64)
+    t = np.arange(wz.size, dtype=np.float64)
+    w = w if isinstance(w, np.ndarray) else np.full(wz.size, w)
+    wzz = wzz if isinstance(wzz, np.ndarray) else np.full(wz.size, wzz)
     wt = w * t
-    out = np.zeros((6, w.size + 1))
+    out = np.zeros((6, wz.size + 1))
     for row, a in zip(range(6), (w, wt, wt * t, wz, wz * t, wzz)):
         np.cumsum(a, out=out[row, 1:])
+    return out
+
+
+def _chunk_moments(w, wz: np.ndarray, wzz, m: int, chunk: int) -> np.ndarray:
+    """Moments of the first m chunks of ``chunk`` points (t from 0), shape (6, m).
+
+    Sums over each chunk come from one matrix product per weight (t counted from the chunk
+    start, written out row by row so every row is contiguous), then move to the global t.
+    """
+    cut = m * chunk
+    s = np.arange(chunk, dtype=np.float64)
+    powers = np.stack((np.ones(chunk), s, s * s))  # (3, chunk)
+    out = np.empty((6, m))
+    if isinstance(w, np.ndarray):
+        out[[W, WT, WTT]] = powers @ w[:cut].reshape(m, chunk).T
+    else:
+        out[[W, WT, WTT]] = (w * powers.sum(axis=1))[:, None]
+    out[[WZ, WZT]] = powers[:2] @ wz[:cut].reshape(m, chunk).T
+    out[WZZ] = (wzz[:cut].reshape(m, chunk) @ powers[0]) if isinstance(wzz, np.ndarray) else wzz * chunk
+    e = np.arange(0, cut, chunk, dtype=np.float64)
+    out[WTT] += e * (2.0 * out[WT] + e * out[W])
+    out[WT] += e * out[W]
+    out[WZT] += e * out[WZ]
     return out
 
 
@@ -264,74 +303,82 @@ class _Sums:
 
     Moments are summed per chunk of ``chunk`` points (a remainder is one more, shorter chunk)
     and, once the grid is known, accumulated to every grid point; any other position adds
-    the chunks since the grid point before it and its partial chunk. (A full running sum
-    over all chunks would cost more than everything else here.)
+    the chunks since the grid point before it and its partial chunk. (A running sum over all
+    chunks would cost more than everything else here.)
     """
 
-    def __init__(self, w: np.ndarray, wz: np.ndarray, wzz: np.ndarray, chunk: int):
-        n = w.size
+    def __init__(self, w, wz: np.ndarray, wzz, chunk: int):
+        n = wz.size
         m = n // chunk
         self.n, self.chunk = n, chunk
         self.w, self.wz, self.wzz = w, wz, wzz
         cut = m * chunk
-        if chunk == 1:
-            t = np.arange(n, dtype=np.float64)
-            wt = w * t
-            self.moments = np.stack((w, wt, wt * t, wz, wz * t, wzz))
-        else:
-            local = _local_moments(*(a[:cut].reshape(m, chunk) for a in (w, wz, wzz)))
-            self.moments = _shifted(local, -np.arange(0, cut, chunk, dtype=np.float64))
-            if cut < n:
-                tail = _shifted(_local_moments(w[cut:], wz[cut:], wzz[cut:]), -float(cut))
-                self.moments = np.concatenate((self.moments, tail[:, None]), axis=1)
+        self.moments = _chunk_moments(w, wz, wzz, m, chunk)
+        if cut < n:
+            tail = _shifted(_local_moments(*(_part(a, cut, n) for a in (w, wz, wzz))), -float(cut))
+            self.moments = np.concatenate((self.moments, tail[:, None]), axis=1)
         #: Sums of w and w z per chunk, for the contrast screen.
         self.chunk_w, self.chunk_wz = self.moments[W, :m], self.moments[WZ, :m]
 
-    def _column(self, pos) -> np.ndarray:
+    def _column(self, pos):
         """Index of the chunk that starts at ``pos`` (n: one past the last chunk)."""
         return np.where(pos >= self.n, self.moments.shape[1], pos // self.chunk)
 
     def set_grid(self, grid: np.ndarray) -> None:
         """Accumulate the moments to each point of ``grid`` (ascending chunk starts, 0 first, n last)."""
-        cols = self._column(grid)
-        between = np.add.reduceat(self.moments, cols[:-1], axis=1)
+        between = np.add.reduceat(self.moments, self._column(grid)[:-1], axis=1)
         self.grid = grid
+        self._at: dict[int, np.ndarray] = {}
         self.grid_prefix = np.zeros((6, grid.size))
         np.cumsum(between, axis=1, out=self.grid_prefix[:, 1:])
 
     def at(self, pos: int) -> np.ndarray:
-        """Moments over [0, pos), t counted from 0."""
+        """Moments over [0, pos), t counted from 0 (cached: boundaries are asked for again and again)."""
+        out = self._at.get(pos)
+        if out is None:
+            out = self._at[pos] = self._prefix(pos)
+        return out
+
+    def _prefix(self, pos: int) -> np.ndarray:
         k = int(np.searchsorted(self.grid, pos, side="right")) - 1
         g = int(self.grid[k])
         if pos == g:
             return self.grid_prefix[:, k]
-        c0, c1 = int(self._column(g)), int(pos // self.chunk)
+        c0, c1 = int(self._column(g)), pos // self.chunk
         out = self.grid_prefix[:, k] + self.moments[:, c0:c1].sum(axis=1)
         e = c1 * self.chunk
         if pos > e:
-            out += _shifted(_local_moments(self.w[e:pos], self.wz[e:pos], self.wzz[e:pos]), -float(e))
+            out += _shifted(self.local(e, pos), -float(e))
         return out
+
+    def local(self, a: int, b: int) -> np.ndarray:
+        """Moments of [a, b) summed directly, t counted from a."""
+        return _local_moments(_part(self.w, a, b), self.wz[a:b], _part(self.wzz, a, b))
+
+    def running(self, a: int, b: int) -> np.ndarray:
+        """Moments of [a, x) for every x in a..b, t counted from a."""
+        return _running(_part(self.w, a, b), self.wz[a:b], _part(self.wzz, a, b))
 
     def segment(self, a: int, b: int) -> np.ndarray:
         """Moments of [a, b) with t counted from a."""
         if b - a <= DIRECT:
-            return _local_moments(self.w[a:b], self.wz[a:b], self.wzz[a:b])
+            return self.local(a, b)
         return _shifted(self.at(b) - self.at(a), float(a))
 
 
-def _contrast_candidates(sums: _Sums) -> np.ndarray:
+def _contrast_candidates(sums: _Sums, unit: float) -> np.ndarray:
     """Grid points where a change is likely, from the contrast at each chunk edge: the
     difference of the weighted means of the two chunks after and the two before, in standard
-    errors (weights are inverse variances). Each local maximum above ``CANDIDATE_Z`` (the
-    ``MAX_CANDIDATES`` strongest) gives its edge and the nearest edges on either side where
-    the contrast has fallen to half: a step gives three close points, a ramp or a short
-    segment its two ends."""
+    errors (``unit`` / weight is the variance of a weighted mean). Each local maximum above
+    ``CANDIDATE_Z`` (the ``MAX_CANDIDATES`` strongest) gives its edge and the nearest edges on
+    either side where the contrast has fallen to half: a step gives three close points, a
+    ramp or a short segment its two ends."""
     w, wz = sums.chunk_w, sums.chunk_wz
     if w.size < 5:
         return np.empty(0, dtype=np.int64)
     w2, wz2 = w[:-1] + w[1:], wz[:-1] + wz[1:]  # pairs of chunks (i, i + 1)
     wl, zl, wr, zr = w2[:-2], wz2[:-2], w2[2:], wz2[2:]  # around the edge before chunk i + 2
-    contrast = np.abs(zr / wr - zl / wl) / np.sqrt(1.0 / wr + 1.0 / wl)
+    contrast = np.abs(zr / wr - zl / wl) / np.sqrt(unit * (1.0 / wr + 1.0 / wl))
     peak = contrast.copy()
     for shift in (1, 2):
         np.maximum(peak[shift:], contrast[:-shift], out=peak[shift:])
@@ -347,6 +394,9 @@ def _contrast_candidates(sums: _Sums) -> np.ndarray:
         points.append(np.array([i - left.size + left[-1] if left.size else max(0, i - HALF_SEARCH),
                                 i + 1 + right[0] if right.size else min(contrast.size - 1, i + HALF_SEARCH)]))
     return (np.unique(np.concatenate(points)) + 2) * sums.chunk
+
+
+# --- segment costs -----------------------------------------------------------------------
 
 
 class _Costs:
@@ -400,9 +450,8 @@ def _optimal_partition(sums: _Sums, costs: _Costs, grid: np.ndarray, min_size: i
     """
     m = grid.size - 1
     pre = sums.grid_prefix
-    start, end = np.arange(m + 1)[None, :], np.arange(m + 1)[:, None]  # C[t, s]: grid[s]..grid[t]
-    length = grid[end] - grid[start]
-    C = costs(pre[:, end] - pre[:, start], length)
+    length = grid[:, None] - grid[None, :]  # C[t, s]: segment grid[s]..grid[t]
+    C = costs(pre[:, :, None] - pre[:, None, :], length)
     C[length < min_size] = np.inf
     F = np.empty(m + 1)
     F[0] = -pen
@@ -424,12 +473,28 @@ def _segment_cost(sums: _Sums, costs: _Costs, a: int, b: int) -> float:
 def _best_split(sums: _Sums, costs: _Costs, a: int, c: int, lo: int, hi: int) -> tuple[int, float]:
     """Best single boundary in [lo, hi] between fixed neighbours a and c: (position, cost of both segments).
 
-    All sums are taken with t counted from ``lo``, near every boundary tried.
+    Long ranges are searched at chunk edges first (from the chunk sums), then point by point
+    within a chunk of the best edge. All sums are taken with t counted from the start of the
+    range, near every boundary tried.
     """
-    run = _running(sums.w[lo:hi], sums.wz[lo:hi], sums.wzz[lo:hi])
-    left = _shifted(sums.segment(a, lo), float(lo - a))[:, None] + run
-    right = sums.segment(lo, c)[:, None] - run
-    tau = np.arange(lo, hi + 1)
+    k = sums.chunk
+    if hi - lo > 8 * k:
+        c0, c1 = -(-lo // k), hi // k
+        run = np.zeros((6, c1 - c0 + 1))
+        np.cumsum(sums.moments[:, c0:c1], axis=1, out=run[:, 1:])
+        start = c0 * k
+        run = _shifted(run, float(start))
+        tau = np.arange(c0, c1 + 1) * k
+        best, _ = _split_costs(sums, costs, a, c, start, run, tau)
+        lo, hi = max(lo, best - k), min(hi, best + k)
+    return _split_costs(sums, costs, a, c, lo, sums.running(lo, hi), np.arange(lo, hi + 1))
+
+
+def _split_costs(sums: _Sums, costs: _Costs, a: int, c: int, start: int, run: np.ndarray, tau: np.ndarray):
+    """Best of the boundaries ``tau`` between a and c, given the moments ``run`` of [start, tau)
+    (t counted from ``start``): (position, cost of both segments)."""
+    left = _shifted(sums.segment(a, start), float(start - a))[:, None] + run
+    right = sums.segment(start, c)[:, None] - run
     total = costs(left, tau - a) + costs(right, c - tau)
     j = int(np.argmin(total))
     return int(tau[j]), float(total[j])
@@ -439,47 +504,95 @@ def _refine(sums: _Sums, costs: _Costs, bounds: np.ndarray, grid: np.ndarray, mi
     """Move each inner boundary to its best position between its grid neighbours (where the
     change it stands for must lie), its neighbouring boundaries fixed and both segments at
     least ``min_size`` long."""
-    b = bounds.astype(np.int64).copy()
-    k = np.searchsorted(grid, b)
+    b = [int(x) for x in bounds]
+    k = np.searchsorted(grid, bounds)
     reach_lo = grid[np.maximum(k - 1, 0)]
     reach_hi = grid[np.minimum(k + 1, grid.size - 1)]
+    todo = set(range(1, len(b) - 1))
     for _ in range(rounds):
-        moved = False
-        for j in range(1, b.size - 1):
-            lo = max(int(b[j - 1]) + min_size, int(reach_lo[j]))
-            hi = min(int(b[j + 1]) - min_size, int(reach_hi[j]))
+        moved = set()
+        for j in sorted(todo):
+            lo = max(b[j - 1] + min_size, int(reach_lo[j]))
+            hi = min(b[j + 1] - min_size, int(reach_hi[j]))
             if hi >= lo:
-                best, _ = _best_split(sums, costs, int(b[j - 1]), int(b[j + 1]), lo, hi)
-                moved |= best != b[j]
-                b[j] = best
-        if not moved:
+                best, _ = _best_split(sums, costs, b[j - 1], b[j + 1], lo, hi)
+                if best != b[j]:
+                    b[j] = best
+                    moved.add(j)
+        # Only a boundary whose neighbour moved can have a new best position.
+        todo = {i for j in moved for i in (j - 1, j + 1) if 0 < i < len(b) - 1}
+        if not todo:
             break
-    return b
+    return np.array(b, dtype=np.int64)
+
+
+def _tidy(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, close: int, pen: float) -> np.ndarray:
+    """Greedy clean-up after refinement, best improvement first, until nothing improves:
+    drop a boundary that does not pay for its penalty, or replace two boundaries at most
+    ``close`` apart (often both sides of one change, held apart by ``min_size``) by the best
+    single one between them."""
+    b = [int(x) for x in bounds]
+    memo: dict[tuple[int, int], float] = {}
+    splits: dict[tuple[int, int, int, int], tuple[int, float]] = {}
+
+    def cost(a: int, c: int) -> float:
+        if (a, c) not in memo:
+            memo[a, c] = _segment_cost(sums, costs, a, c)
+        return memo[a, c]
+
+    while len(b) > 2:
+        seg = [cost(b[i], b[i + 1]) for i in range(len(b) - 1)]
+        best_gain, action = 0.0, None
+        for j in range(1, len(b) - 1):
+            gain = seg[j - 1] + seg[j] + pen - cost(b[j - 1], b[j + 1])
+            if gain > best_gain:
+                best_gain, action = gain, (j, j + 1, None)
+            if j + 2 < len(b) and b[j + 1] - b[j] <= close:
+                lo = max(b[j - 1] + min_size, b[j] - min_size)
+                hi = min(b[j + 2] - min_size, b[j + 1] + min_size)
+                if hi >= lo:
+                    key = (b[j - 1], lo, hi, b[j + 2])
+                    if key not in splits:
+                        splits[key] = _best_split(sums, costs, b[j - 1], b[j + 2], lo, hi)
+                    tau, both = splits[key]
+                    gain = seg[j - 1] + seg[j] + seg[j + 1] + pen - both
+                    if gain > best_gain:
+                        best_gain, action = gain, (j, j + 2, tau)
+        if action is None:
+            break
+        j, k, tau = action
+        b[j:k] = [] if tau is None else [tau]
+    return np.array(b, dtype=np.int64)
 
 
 def _hinge(sums: _Sums, a: int, c: int, lo: int, hi: int) -> tuple[int, float]:
     """Best knot in [lo, hi] for one continuous broken line over [a, c): (knot, weighted SS).
 
-    Basis 1, t, (t - knot)+ with t counted from ``lo``, orthogonalised in turn, so each term
-    removes its own share of the squared error.
+    Basis 1, min(t - knot, 0), max(t - knot, 0): a slope on each side of the knot. The two
+    slope columns live on disjoint sides, so after removing the constant they stay well
+    conditioned however long the segments are (unlike 1, t, (t - knot)+).
     """
-    run = _running(sums.w[lo:hi], sums.wz[lo:hi], sums.wzz[lo:hi])
-    tail = sums.segment(lo, c)
-    sw, swt, swtt, swz, swzt, swzz = _shifted(sums.segment(a, lo), float(lo - a)) + tail
-    right = tail[:, None] - run  # sums over [knot, c)
+    run = sums.running(lo, hi)  # [lo, knot), t from lo
+    head = _shifted(sums.segment(a, lo), float(lo - a))[:, None] + run  # [a, knot)
+    tail = sums.segment(lo, c)[:, None] - run  # [knot, c)
     k = np.arange(hi - lo + 1, dtype=np.float64)
-    swh = right[WT] - k * right[W]
-    swhh = right[WTT] - k * (2.0 * right[WT] - k * right[W])
-    swth = right[WTT] - k * right[WT]
-    swzh = right[WZT] - k * right[WZ]
-    stt = swtt - swt * swt / sw
-    stz = swzt - swt * swz / sw
-    line = swzz - swz * swz / sw - stz * stz / stt
-    sth = swth - swt * swh / sw
+    sw = head[W] + tail[W]
+    swz = head[WZ] + tail[WZ]
+    flat = (head[WZZ] + tail[WZZ]) - swz * swz / sw
+
+    def side(m):  # sums of w u, w u^2, w z u for u = t - knot, less their constant part
+        su = m[WT] - k * m[W]
+        suu = m[WTT] - k * (2.0 * m[WT] - k * m[W])
+        szu = m[WZT] - k * m[WZ]
+        return su, suu - su * su / sw, szu - su * swz / sw
+
+    sl, sll, slz = side(head)
+    sr, srr, srz = side(tail)
+    slr = -sl * sr / sw
     with np.errstate(divide="ignore", invalid="ignore"):
-        shh = swhh - swh * swh / sw - sth * sth / stt
-        shz = swzh - swh * swz / sw - sth * stz / stt
-        ss = np.where(shh > 1e-9 * swhh, line - shz * shz / shh, line)
+        det = sll * srr - slr * slr
+        explained = (srr * slz * slz - 2.0 * slr * slz * srz + sll * srz * srz) / det
+        ss = np.where(det > 1e-12 * sll * srr, flat - explained, flat)
     j = int(np.argmin(ss))
     return lo + j, float(ss[j])
 
@@ -488,7 +601,7 @@ def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, j
     """Where a ramp starts or ends without a jump, place its boundary at the knot of one
     continuous broken line across both segments: a kink is located far better by the
     continuous fit than by two separate ones that may jump. Used when the continuous fit
-    costs at most ``jump_penalty`` more than the separate ones (BIC for the jump it saves)."""
+    costs at most ``jump_penalty`` more than the separate ones (BIC for the jump it does not need)."""
     b = [int(x) for x in bounds]
     for j in range(1, len(b) - 1):
         a, x, c = b[j - 1], b[j], b[j + 1]
@@ -499,34 +612,8 @@ def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, j
         if hi < lo:
             continue
         knot, ss = _hinge(sums, a, c, lo, hi)
+        # Both fits have three parameters (the broken line: a level and two slopes; flat plus
+        # line: two levels and a slope), and the separate fits pay one slope penalty.
         if ss + costs.p <= costs.one(left, x - a) + costs.one(right, c - x) + jump_penalty:
             b[j] = knot
-    return np.array(b, dtype=np.int64)
-
-
-def _tidy(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, close: int, pen: float) -> np.ndarray:
-    """Greedy clean-up after refinement, best improvement first, until nothing improves:
-    drop a boundary that does not pay for its penalty, or replace two boundaries at most
-    ``close`` apart (often both sides of one change, held apart by ``min_size``) by the best
-    single one between them."""
-    b = [int(x) for x in bounds]
-    while len(b) > 2:
-        seg = [_segment_cost(sums, costs, b[i], b[i + 1]) for i in range(len(b) - 1)]
-        best_gain, action = 0.0, None
-        for j in range(1, len(b) - 1):
-            gain = seg[j - 1] + seg[j] + pen - _segment_cost(sums, costs, b[j - 1], b[j + 1])
-            if gain > best_gain:
-                best_gain, action = gain, (j, j + 1, None)
-            if j + 2 < len(b) and b[j + 1] - b[j] <= close:
-                lo = max(b[j - 1] + min_size, b[j] - min_size)
-                hi = min(b[j + 2] - min_size, b[j + 1] + min_size)
-                if hi >= lo:
-                    tau, cost = _best_split(sums, costs, b[j - 1], b[j + 2], lo, hi)
-                    gain = seg[j - 1] + seg[j] + seg[j + 1] + pen - cost
-                    if gain > best_gain:
-                        best_gain, action = gain, (j, j + 2, tau)
-        if action is None:
-            break
-        j, k, tau = action
-        b[j:k] = [] if tau is None else [tau]
     return np.array(b, dtype=np.int64)

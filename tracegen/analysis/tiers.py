@@ -3,18 +3,25 @@
 ``detect_tiers(values, k=K)`` is the optimal 1-D k-means of the values (least within-tier sum
 of squares), as Ckmeans.1d.dp computes it: sort, then dynamic programming over the sorted
 values, each layer solved by divide and conquer on the monotone split points (vectorised one
-recursion level at a time). Identical values merge exactly into weighted points. Beyond
-``EXACT_LIMIT`` distinct values the DP runs on ``FIXED_BINS`` equal-width bins (exact sums per
-bin, so it is exact among splits on bin edges) and Lloyd steps on the sorted values then move
-each split to a stationary point; on real traces this matches the exact optimum.
+recursion level at a time, O(k m log m) for m distinct values). Identical values merge
+exactly into weighted points. Beyond ``EXACT_LIMIT`` distinct values the DP runs on
+``FIXED_BINS`` bins (exact sums per bin, so it is exact among splits on bin edges) and Lloyd
+steps on the sorted values then move each split to a stationary point; in the tests this
+matches the exact optimum. Levels are the tier means.
 
-``detect_tiers(values)`` chooses the number of tiers. Latency noise is multiplicative, so it
-works on log values, binned at a quarter of the noise scale (MAD of first differences: tiers
-persist over iterations). Points in sparse regions of the value axis (spikes) are left out of
-the fit and then labelled with their nearest tier. The answer is the largest k <= ``max_k``
-whose optimal split has every tier holding at least ``MIN_SHARE`` of the points, adjacent
-centres at least ``SEPARATION`` within-tier standard deviations apart, and levels at least
-``MIN_RATIO`` apart.
+``detect_tiers(values)`` chooses the number of tiers, in O(n) without sorting. Latency noise
+is multiplicative, so it works on log values, binned at ``BIN_WIDTH`` of the noise scale (MAD
+of first differences: tiers persist over iterations). Points in sparse stretches of the value
+axis (spikes) are left out of the fit and then labelled with their nearest tier. The answer
+is the largest k <= ``max_k`` whose optimal k-means split (on the bins) has tiers that are
+
+* big: each holds at least ``MIN_SHARE`` of the points, spikes not counted;
+* tight: each has a density peak like that of one bump of the noise scale (``TIGHTNESS``);
+* apart: adjacent centres ``SEPARATION`` within-tier standard deviations apart, or a
+  significant dip of the density between their peaks (``DIP``, ``DIP_Z``);
+* different: adjacent levels at least ``MIN_RATIO`` apart.
+
+Levels are then the tier medians: a tier also collects the spikes nearest to it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ SEPARATION = 4.0
 #: scales) dips between their peaks to at most DIP times the lower peak, by DIP_Z standard
 #: errors of the counts. Two normal tiers 3.5 noise scales apart dip to about 0.6.
 DIP = 0.7
-DIP_Z = 2.0
+DIP_Z = 3.0
 SMOOTHING = 0.5
 #: A tier's density peak is at least TIGHTNESS times that of its points in one normal bump of
 #: the noise scale (a ramp-blurred tier keeps about 0.5, spikes over a decade about 0.1).
@@ -64,12 +71,16 @@ STRAY_SHARE = 0.02
 
 @dataclass(frozen=True, eq=False)
 class Tiers:
-    """Tiers of a trace: ``levels`` ascending; ``labels[i]`` (int32) indexes ``levels`` (-1: value not finite)."""
+    """Tiers of a trace."""
 
+    #: Tier centres, ascending.
     levels: tuple[float, ...]
+    #: One int32 per value: the index of its tier in ``levels`` (-1: value not finite).
     labels: np.ndarray
+    #: Values in each tier.
     counts: tuple[int, ...]
-    #: Value thresholds between adjacent tiers (len k - 1).
+    #: Value thresholds between adjacent tiers (k - 1 of them): tier j holds cuts[j-1] <= v < cuts[j]
+    #: (up to the resolution of the method: exact for fixed k, a bin for automatic k).
     cuts: tuple[float, ...]
 
     @property
@@ -87,7 +98,7 @@ def detect_tiers(values, *, k: int | None = None, max_k: int = 6) -> Tiers:
 
     ``k`` fixed: optimal 1-D k-means (fewer tiers if there are fewer distinct values); levels
     are the tier means. ``k`` None: chosen in 1..``max_k`` as the module docstring says;
-    levels are the means of the non-spike points of each tier.
+    levels are the tier medians. Non-finite values get label -1 and count in no tier.
     """
     v = as_array(values)
     finite = None if all_finite(v) else np.isfinite(v)
@@ -123,7 +134,8 @@ class _Items:
     def cost(self, lo, hi):
         """Within sum of squares of items [lo, hi) (arrays broadcast)."""
         s = self.A[hi] - self.A[lo]
-        return np.maximum((self.B[hi] - self.B[lo]) - s * s / (self.W[hi] - self.W[lo]), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # empty groups: NaN, never chosen
+            return np.maximum((self.B[hi] - self.B[lo]) - s * s / (self.W[hi] - self.W[lo]), 0.0)
 
     def stats(self, starts: np.ndarray):
         """Weight, mean and within SS of the groups that start at ``starts`` (and end at m)."""
@@ -190,6 +202,7 @@ def _starts(args: list[np.ndarray], k: int) -> np.ndarray:
 
 
 def _fixed_tiers(x: np.ndarray, k: int):
+    """Optimal k-means of finite values x: (means, labels, counts, cuts)."""
     xs = np.sort(x)
     centre = float(xs[xs.size // 2])
     distinct = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])  # first position of each value
@@ -243,6 +256,7 @@ def _lloyd(xs: np.ndarray, P1: np.ndarray, pos: np.ndarray, centre: float, max_s
 
 
 def _auto_tiers(x: np.ndarray, max_k: int):
+    """Tiers of finite values x with k chosen (module docstring): (medians, labels, counts, cuts)."""
     logged = bool(x.min() > 0)
     y = to_log(x)
     lo, hi = float(y.min()), float(y.max())
@@ -288,19 +302,33 @@ def _auto_tiers(x: np.ndarray, max_k: int):
     # Tiers change at bin edges: a bin belongs to the tier whose centre is nearest to its own.
     bin_label = np.searchsorted(thresholds, centres)
     edges = np.flatnonzero(np.diff(bin_label)) + 1
-    labels = np.zeros(x.size, dtype=np.int32)
-    for e in edges:  # k - 1 comparisons: cheaper than a gather through the bin index
-        labels += y >= e
+    if edges.size <= 3:  # up to 3 comparisons are cheaper than a gather through the bin index
+        labels = np.zeros(x.size, dtype=np.int32)
+        for e in edges:
+            labels += y >= e
+    else:
+        labels = bin_label.astype(np.int32)[idx]
     k = edges.size + 1
     counts = np.bincount(bin_label, weights=cnt, minlength=k).astype(np.int64)
-    # Levels: mean value of the non-sparse points of each tier, from the bin centres (a
-    # relative error of about width^2 / 24, far below the noise; a pass over the data less).
-    value = np.exp(centres[dbins]) if logged else centres[dbins]
-    levels = np.bincount(bin_label[dbins], weights=w * value, minlength=k) / np.bincount(
-        bin_label[dbins], weights=w, minlength=k
-    )
+    levels = lo + width * _medians(cnt, np.r_[0, edges, nb])
     cuts = lo + edges * width
-    return levels, labels, counts, np.exp(cuts) if logged else cuts
+    if logged:
+        levels, cuts = np.exp(levels), np.exp(cuts)
+    return levels, labels, counts, cuts
+
+
+def _medians(cnt: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Median (in bins, interpolated linearly within its bin) of the points of each tier, whose
+    bins run from bounds[j] to bounds[j + 1]. Medians, not means: a tier also collects the
+    spikes nearest to it, which would drag its mean."""
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        cum = np.cumsum(cnt[a:b])
+        half = cum[-1] / 2.0
+        i = int(np.searchsorted(cum, half))
+        below = cum[i - 1] if i else 0
+        out.append(a + i + (half - below) / cnt[a + i])
+    return np.array(out)
 
 
 def _dense_bins(cnt: np.ndarray, reach: int, n: int) -> np.ndarray:
