@@ -377,8 +377,20 @@ class Runner:
         now = time.perf_counter_ns
         getcpu = cpu_telemetry.current_core or (lambda: -1)
         ranges = self.ranges
-        timed = [(k, s.timer) for k, s in enumerate(steps) if s.timer is not None]
-        plan = [(2 * k, s.name, s.work, s.timer) for k, s in enumerate(steps)]
+        # Two timers per device step, alternating by iteration: the previous iteration's times are
+        # read just before this iteration's sync, while the GPU still works, instead of after the
+        # sync, when every microsecond spent reading would add to the iteration's wall time.
+        pairs = {k: (s.timer, device.timer()) for k, s in enumerate(steps) if s.timer is not None}
+        timed = list(pairs.items())
+        plan = [(2 * k, s.name, s.work, pairs.get(k)) for k, s in enumerate(steps)]
+        pending = -1  # iteration whose device times are still to be read
+
+        def read_device_times(i: int) -> None:
+            parity = i & 1
+            for k, pair in timed:
+                ns = pair[parity].elapsed_ns()
+                gpu[i, k] = -1 if ns is None else ns
+
         flush_every = self.config.flush_every
         cpu_sampler = self.samplers[0]
         for s in self.samplers:
@@ -391,12 +403,17 @@ class Runner:
         try:
             for it in range(total):
                 ranges.push_iteration(it)
-                for col, name, work, timer in plan:
+                parity = it & 1
+                for col, name, work, pair in plan:
+                    if pending >= 0 and name == "sync":
+                        read_device_times(pending)  # synchronised one iteration ago
+                        pending = -1
                     ranges.push_step(name)
                     a = now()
-                    if timer is None:
+                    if pair is None:
                         work()
                     else:
+                        timer = pair[parity]
                         timer.start()
                         work()
                         timer.stop()
@@ -405,13 +422,15 @@ class Runner:
                     marks[it, col] = a
                     marks[it, col + 1] = b
                     core[it, col >> 1] = getcpu()
-                for k, timer in timed:  # valid: the sync step ran
-                    ns = timer.elapsed_ns()
-                    gpu[it, k] = -1 if ns is None else ns
+                if timed:
+                    pending = it
                 ranges.pop()
                 rec.iteration[it] = it
                 done = it + 1
                 if done - flushed >= flush_every:
+                    if pending >= 0:
+                        read_device_times(pending)
+                        pending = -1
                     try:
                         self._flush(rec, flushed, done, v)
                     finally:  # also when a signal held during the write is raised at its end
@@ -420,19 +439,32 @@ class Runner:
                     bar.advance(task, done)
                     cpu_sampler.last_core = int(core[it, 0])  # lets telemetry read this core's clock
         except KeyboardInterrupt:
+            self._read_pending(read_device_times, pending)
             self._flush(rec, flushed, done, v)
             self._record_progress(v, done, "interrupted")
             bar.end_variant(task, v, done, interrupted=True)
             raise
         except BaseException:
+            self._read_pending(read_device_times, pending)
             self._flush(rec, flushed, done, v)
             self._record_progress(v, done, "failed")
             raise
         finally:
             ranges.pop()
+        if pending >= 0:
+            read_device_times(pending)
         self._flush(rec, flushed, done, v)
         self._record_progress(v, done, "complete")
         bar.end_variant(task, v, done, rec=rec)
+
+    @staticmethod
+    def _read_pending(read, pending: int) -> None:
+        """Read the last synchronised iteration's device times on the way out of a stopped loop."""
+        if pending >= 0:
+            try:
+                read(pending)
+            except Exception:  # noqa: BLE001 - a failed device keeps its rows, without GPU times
+                pass
 
     def _record_progress(self, v: Variant, done: int, status: str) -> None:
         self.progress_counts[v.variant_id] = (done, status)
