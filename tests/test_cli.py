@@ -136,3 +136,20 @@ def test_gpu_backend_without_its_libraries(tmp_path, backend, words):
     proc = tracegen("run", "--backend", backend, "--out", "runs", cwd=tmp_path)
     assert_one_line_error(proc, words, "pip install")
     assert not (tmp_path / "runs").exists()
+
+
+def _tree_digest(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("out", [".", "runs/..", "runs/r", "runs/r/site"])
+def test_report_never_touches_runs_whatever_the_out(tmp_path, out):
+    """`report -o .` beside runs/ once replaced every run with its page: now a one-line refusal,
+    and every byte of the run stays as it was."""
+    ok = tracegen("run", *FAST, "--out", "runs", "--run-id", "r", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    before = _tree_digest(tmp_path / "runs")
+    assert_one_line_error(tracegen("report", "--out", out, cwd=tmp_path), "--out")
+    assert _tree_digest(tmp_path / "runs") == before
+    assert read_run(tmp_path / "runs/r").manifest["run_id"] == "r"
+    assert not (tmp_path / "index.html").exists()

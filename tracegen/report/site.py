@@ -57,6 +57,7 @@ def build_site(run_dirs: list[Path], out_dir: Path, *, budget_ms: float | None =
         raise ConfigError(f"report output {out_dir} is a file, not a directory", "pass --out a directory")
     if (out_dir / "runs").exists() and not (out_dir / "runs").is_dir():
         raise ConfigError(f"{out_dir / 'runs'} is a file, not a directory", "pass --out another directory")
+    _refuse_overlap(out_dir, run_dirs)
     runs = [read_run(d) for d in run_dirs]  # validate every run before writing anything
     for run in runs:
         _check_id(run)
@@ -82,6 +83,26 @@ def build_site(run_dirs: list[Path], out_dir: Path, *, budget_ms: float | None =
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return SiteResult(out_dir / "index.html", pages, findings, notes)
+
+
+def _refuse_overlap(out_dir: Path, run_dirs: list[Path]) -> None:
+    """The site never writes inside, renames or deletes a run: refuse an output folder that
+    holds a run where a page would go (``report -o .`` beside ``runs/``) or lies inside a run."""
+    site = out_dir.resolve()
+    pages = site / "runs"
+    for d in run_dirs:
+        run = Path(d).resolve()
+        if site == run or run in site.parents:
+            raise ConfigError(f"report output {out_dir} is inside the run {d}",
+                              "pass --out a directory outside every run directory (default: site)")
+        if pages == run or pages in run.parents:
+            raise ConfigError(f"report output {out_dir} would replace the run {d} with its page",
+                              "pass --out a directory whose runs/ folder holds no run data (default: site)")
+    if pages.is_dir():  # pages of earlier reports may be replaced; run data never
+        for child in pages.iterdir():
+            if child.is_dir() and (child / "manifest.json").exists():
+                raise ConfigError(f"{child} holds run data, not a report page",
+                                  "pass --out a directory whose runs/ folder holds no run data (default: site)")
 
 
 def _check_id(run: Run) -> None:
