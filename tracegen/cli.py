@@ -153,6 +153,11 @@ def analyze(run_dir, as_json, budget_ms, fail_on) -> None:
             sys.exit(1)
 
 
+from tracegen.importers.cli import imports as _imports  # noqa: E402 - `tracegen import ...` (importers)
+
+cli.add_command(_imports)
+
+
 # -- entry point -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors become one line on stderr and exit status 2."""
