@@ -102,6 +102,10 @@ class Bindings:
     # with several inputs or outputs has them all here, and copy_in / copy_out move them all.
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    # Device addresses of the model's input and output (GPU backends), for device pre/post-
+    # processing (tracegen.prepost.device); the output's is a callable: it may move per launch.
+    device_input: int | None = None
+    device_output: Callable[[], int] | None = None
 
     def __post_init__(self):
         if not self.inputs:

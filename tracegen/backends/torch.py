@@ -123,7 +123,8 @@ class TorchBackend(Backend):
         copies_in = [dev.copy_to_device(t.data_ptr(), inputs[n]) for n, t in zip(names, d_in)]
         copies_out = [dev.copy_to_host(outputs[n], (lambda k=k: self._outs[k].data_ptr())) for k, n in enumerate(out_names)]
         return Bindings(batch=batch, host_input=inputs[names[0]], host_output=outputs[out_names[0]],
-                        copy_in=_all(copies_in), copy_out=_all(copies_out), inputs=inputs, outputs=outputs)
+                        copy_in=_all(copies_in), copy_out=_all(copies_out), inputs=inputs, outputs=outputs,
+                        device_input=d_in[0].data_ptr(), device_output=lambda: self._outs[0].data_ptr())
 
     def _capture(self, forward) -> None:
         torch = self.torch

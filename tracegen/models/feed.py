@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegen.frames import FrameSource
+from tracegen.run.inputs import FrameSource
 from tracegen.models.signature import InputPlan
 
 # Token ids are drawn below this bound when the vocabulary size could not be read off the model.
@@ -58,3 +58,20 @@ class InputFeeder:
     def fill(self) -> None:
         for source, buf in self.frames:
             source.fill(buf)
+
+
+def feeder_for(plan: InputPlan | None, bindings, batch: int, seed: int = 0) -> InputFeeder:
+    """The feeder of one prepared batch. Without a plan (a TensorRT engine, whose inputs only the
+    backend knows) the plan is read off the bound buffers."""
+    buffers = dict(bindings.inputs) if bindings.inputs else {"input": bindings.host_input}
+    if plan is None or set(buffers) != {t.name for t in plan.specs}:
+        plan = plan_from_buffers(buffers)
+    return InputFeeder(plan, buffers, batch, seed)
+
+
+def plan_from_buffers(buffers: dict[str, np.ndarray]) -> InputPlan:
+    from tracegen.models.shapes import plan_inputs
+    from tracegen.models.signature import Signature, TensorSpec
+
+    sig = Signature(tuple(TensorSpec(n, b.dtype.name, ("batch", *b.shape[1:])) for n, b in buffers.items()))
+    return plan_inputs(sig)

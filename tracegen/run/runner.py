@@ -25,29 +25,23 @@ import polars as pl
 import tracegen
 from tracegen.backends.base import Backend, Bindings, Device, ModelSource, StepTimer
 from tracegen.backends.registry import backend_class, make_device, resolve_backend
-from tracegen.config import RunConfig, resolve
+from tracegen.run.config import RunConfig, resolve
 from tracegen.errors import BackendError, ConfigError, TracegenError
-from tracegen.frames import FrameSource, top_k
+from tracegen.models.feed import InputFeeder, feeder_for
+from tracegen.models.fit import auto_backend, check_backend_runs, fit_fixed_batch
+from tracegen.models.shapes import plan_for
+from tracegen.run.inputs import top_k
 from tracegen.models.source import load_model
-from tracegen.pacing import make_pacer
+from tracegen.run.pacing import make_pacer
 from tracegen.telemetry import cpu as cpu_telemetry
 from tracegen.telemetry.nvtx import Ranges
 from tracegen.trace import schema as S
 from tracegen.trace.manifest import host_info, library_versions
 from tracegen.trace.writer import RunWriter, create_run_dir
-from tracegen.variants import Variant, plan_variants, variants_frame
+from tracegen.run.plan import Variant, plan_variants, variants_frame
+from tracegen.run.result import RunResult
 
 _STEP_CODE = {name: i for i, name in enumerate(S.STEP_ORDER)}
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    run_id: str
-    status: str  # complete | interrupted | failed
-    variants_done: int
-    iterations: int  # recorded, warm-up included
-    error: str | None = None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -112,12 +106,12 @@ class _Step:
 
 
 def _plan_steps(variant: Variant, device: Device, backend: Backend, bindings: Bindings,
-                frames: FrameSource, pacer: Callable[[], None]) -> list[_Step]:
+                frames: InputFeeder, pacer: Callable[[], None]) -> list[_Step]:
     full = variant.pipeline == "full"
     gpu = device.kind != "host"
     steps = [_Step("idle", pacer, None)]
     if full:
-        steps.append(_Step("preprocess", lambda: frames.fill(bindings.host_input), None))
+        steps.append(_Step("preprocess", frames.fill, None))
         if bindings.copy_in is not None:
             steps.append(_Step("h2d", bindings.copy_in, device.timer()))
     steps.append(_Step("infer", backend.enqueue, device.timer() if gpu else None))
@@ -185,8 +179,13 @@ class Runner:
         cls = backend_class(backend_name)
         self.config = config = resolve(config, cls.device_kind)
         self.model = load_model(config.model)
-        if config.backend == "auto" and self.model.kind == "engine" and backend_name != "tensorrt":
-            backend_name, cls = "tensorrt", backend_class("tensorrt")
+        if config.backend == "auto" and auto_backend(self.model.kind, backend_name) != backend_name:
+            backend_name = auto_backend(self.model.kind, backend_name)
+            cls = backend_class(backend_name)
+            self.config = config = resolve(self.requested, cls.device_kind)
+        check_backend_runs(self.model, backend_name)
+        if self.model.kind != "engine" or config.shapes or config.inputs:
+            self.model = self.model.with_plan(plan_for(self.model, shapes=config.shapes, inputs_file=config.inputs))
         self.backend_name, self.backend_cls = backend_name, cls
         self._check_requirements(cls)
         self._validate(cls)
@@ -196,9 +195,9 @@ class Runner:
 
     @staticmethod
     def _model_kind_hint(spec: str | None) -> str:
-        from tracegen.models.source import ENGINE_SUFFIXES
+        from tracegen.models.source import model_kind
 
-        return "engine" if spec and Path(spec).suffix.lower() in ENGINE_SUFFIXES else "onnx"
+        return model_kind(spec)
 
     def _check_requirements(self, cls: type[Backend]) -> None:
         from tracegen.backends.registry import cuda_gpu_count
@@ -222,14 +221,9 @@ class Runner:
                 raise ConfigError("--sync-mode applies to GPU backends (how the host waits for the GPU)", "leave it out on the CPU")
             if "idle" in c.scenarios and "keepalive" in c.pacing:
                 raise ConfigError("--pacing keepalive needs a GPU backend", "use --pacing sleep,spin on the CPU")
-        fixed = self.model.input_shape[0] if self.model.input_shape else None
-        if isinstance(fixed, int) and fixed > 0:
-            sizes = set(c.batch_sizes if "batch" in c.scenarios else ()) | ({c.idle_batch} if "idle" in c.scenarios else set())
-            if sizes != {fixed}:
-                raise ConfigError(
-                    f"model {self.model.spec} has a fixed batch size of {fixed}",
-                    f"use --batch-sizes {fixed} --idle-batch {fixed}, or export the model with a dynamic batch dimension",
-                )
+        self.config, note = fit_fixed_batch(self.model, c)
+        if note:
+            self._say(f"[yellow]{note}[/]")
 
     def _manifest(self, run_id: str) -> dict[str, Any]:
         c = self.config
@@ -363,7 +357,7 @@ class Runner:
     def _run_variant(self, v: Variant, device: Device, backend: Backend, bar) -> None:
         bindings = backend.prepare(v.batch, v.launch)
         try:
-            frames = FrameSource(tuple(bindings.host_input.shape[1:]), seed=self.config.seed)
+            frames = feeder_for(self.model.plan, bindings, v.batch, seed=self.config.seed)
             steps = _plan_steps(v, device, backend, bindings, frames, make_pacer(v.pacing, v.idle_ms, device))
             self._loop(v, steps, device, bar)
         finally:
