@@ -15,6 +15,8 @@ benchmarks/models_matrix.py):
   (``torch_convert.KEPT_CONVERTERS``); any other such op is named in the error.
 - ``Reshape(allowzero=1)`` (dynamo) is not implemented in onnx2torch; with a constant target
   shape without zeros it means the same as ``allowzero=0``.
+- onnx2torch's Flatten fails when ``axis`` is 0 or the input's rank (HF BERT's attention mask,
+  legacy exporter): those become the Reshape to ``[1, -1]`` / ``[-1, 1]`` they are.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ def normalise(source: bytes | str, target: int = TARGET_OPSET) -> tuple[Any, dic
         steps["kept_ops"] = _keep_new_ops(proto, target)
         proto = _version_convert(proto, target, steps)
     proto = _infer_shapes(proto, steps)
+    flat = _fix_flatten_edges(proto)
+    if flat:
+        steps["flatten_edges"] = f"{flat} Flatten nodes with axis 0 or axis = rank written as Reshape"
     fixed = _fix_reshape_allowzero(proto)
     if fixed:
         steps["reshape_allowzero"] = f"{fixed} Reshape nodes with constant shapes set to allowzero=0"
@@ -186,3 +191,28 @@ def _infer_shapes(proto, steps: dict[str, Any]):
     if patched:
         steps["layernorm_shapes"] = f"{patched} LayerNormalization inputs given their normalised axes from the scale"
     return proto
+
+
+def _fix_flatten_edges(proto) -> int:
+    from onnx import helper, numpy_helper
+    import numpy as np
+
+    graph = proto.graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input]
+             if v.type.tensor_type.HasField("shape")}
+    ranks.update({i.name: len(i.dims) for i in graph.initializer})
+    fixed = 0
+    for node in graph.node:
+        if node.op_type != "Flatten" or node.domain not in ("", "ai.onnx") or node.input[0] not in ranks:
+            continue
+        rank = ranks[node.input[0]]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        axis = axis + rank if axis < 0 else axis
+        if axis not in (0, rank):
+            continue
+        shape_name = f"{node.output[0]}__tracegen_shape"
+        graph.initializer.append(numpy_helper.from_array(np.array([1, -1] if axis == 0 else [-1, 1], np.int64), shape_name))
+        new = helper.make_node("Reshape", [node.input[0], shape_name], list(node.output), name=node.name)
+        node.CopyFrom(new)
+        fixed += 1
+    return fixed

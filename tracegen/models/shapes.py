@@ -84,7 +84,7 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         with np.load(p, allow_pickle=False) as data:
             return {k: np.asarray(data[k]) for k in data.files}
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"--inputs file {path} is not a numpy .npz archive ({str(exc).splitlines()[0]})",
+        raise ConfigError(f"--inputs file {path} is not a numpy .npz archive of arrays ({type(exc).__name__})",
                           "write it with numpy.savez('data.npz', input_name=array, ...)") from None
 
 
@@ -106,10 +106,10 @@ def _fill_for(t: TensorSpec, shape: tuple[int, ...]) -> str:
 def plan_inputs(sig: Signature, *, shapes: str | None = None, inputs_file: str | None = None,
                 token_high: dict[str, int] | None = None, model_name: str = "the model") -> InputPlan:
     """Resolve every input to a concrete shape and dtype, from the model, --shapes or --inputs."""
+    if shapes and inputs_file:
+        raise ConfigError("--shapes and --inputs both give input shapes", "use one of them (the arrays carry their shapes)")
     given = parse_shapes(shapes)
     arrays = load_npz(inputs_file) if inputs_file else {}
-    if given and arrays:
-        raise ConfigError("--shapes and --inputs both give input shapes", "use one of them (the arrays carry their shapes)")
     names = sig.names
     source = given or arrays
     flag = "--shapes" if given else "--inputs"

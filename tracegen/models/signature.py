@@ -116,7 +116,7 @@ class InputPlan:
             "origin": self.origin,
             "fixed_batch": self.fixed_batch,
             "inputs": [
-                {"name": t.name, "dtype": t.dtype, "shape_at_batch_1": list(self.shape(i, 1)),
+                {"name": t.name, "dtype": t.dtype, "shape": list(self.shape(i, 1)),  # at batch 1 where batched
                  "batch_axis": 0 if self.batched[i] else None, "fill": self.fill[i],
                  **({"token_ids_below": self.token_high[i]} if self.token_high and self.token_high[i] else {})}
                 for i, t in enumerate(self.specs)

@@ -62,6 +62,9 @@ def _pad_as_13(node) -> str | None:
 
 _DELEGATED = {"ConstantOfShape": (9, None), "Pad": (13, _pad_as_13)}
 KEPT_CONVERTERS = ("Gelu", *_DELEGATED)
+# Standard ops at opset <= 17 whose newest version onnx2torch lacks although it only added element
+# types (bfloat16 in opset 16): converted as the version before. HF BERT's attention mask uses them.
+_TYPE_ONLY = {("GreaterOrEqual", 16): 12, ("LessOrEqual", 16): 12}
 
 
 def _register_kept_converters() -> None:
@@ -95,6 +98,8 @@ def _register_kept_converters() -> None:
 
     for op, (version, check) in _DELEGATED.items():
         delegate(op, version, check)
+    for (op, version), older in _TYPE_ONLY.items():
+        add_converter(operation_type=op, version=version)(get_converter(op, older))
     _registered = True
 
 

@@ -46,13 +46,10 @@ def _torch_dtype(dtype) -> str | None:
 
 
 def _fake_dims(val) -> tuple:
-    dims = []
-    for d in val.shape:
-        try:
-            dims.append(int(d))
-        except Exception:  # noqa: BLE001 - a SymInt of a dynamic dim
-            dims.append(str(d))
-    return tuple(dims)
+    """Static dims as ints, dynamic ones (SymInts: int() would return their example value) as
+    their symbol's name."""
+    torch = require("torch")
+    return tuple(str(d) if isinstance(d, torch.SymInt) else int(d) for d in val.shape)
 
 
 def _token_high(module) -> dict[str, int]:
