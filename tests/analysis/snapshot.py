@@ -60,7 +60,7 @@ def _render(finding: Any) -> str:
     """The text a reader sees of one finding on the run page (tags dropped, white space folded)."""
     from tracegen.report.render import environment
 
-    html = environment().get_template(f"findings/{finding.id}.html").render(finding=finding, chart_html="")
+    html = environment().get_template("findings/_frame.html").render(finding=finding, chart_html="")
     return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
@@ -93,6 +93,9 @@ def differences(a: Any, b: Any, path: str = "", rel: float = 1e-9) -> list[str]:
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]", rel)]
     if isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
         return [] if math.isclose(a, b, rel_tol=rel, abs_tol=1e-12) else [f"{path}: {a!r} recorded, {b!r} now"]
+    if isinstance(a, str) and isinstance(b, str) and a != b:
+        i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return [f"{path}: ...{a[max(0, i - 60):i + 60]!r}... recorded, ...{b[max(0, i - 60):i + 60]!r}... now"]
     return [] if a == b and type(a) is type(b) else [f"{path}: {a!r} recorded, {b!r} now"]
 
 
