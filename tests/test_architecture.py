@@ -17,6 +17,9 @@ PACKAGE = ROOT / "tracegen"
 MAX_LINES = 600
 # Modules over the limit that another helper owns and is splitting; remove an entry once it is done.
 KNOWN_LONG = {"tracegen/analysis/changepoints.py": "owned by the change-point work (issue 8 item 1)"}
+# Cycles found when this check landed, in another helper's area (the README option table is
+# built in run/options.py from cli/run.py, imported inside a function); remove once broken.
+KNOWN_CYCLES = [["tracegen.cli.run", "tracegen.run.config", "tracegen.run.options"]]
 
 
 def module_name(path: Path) -> str:
@@ -119,7 +122,9 @@ def test_imports_are_resolved_to_modules():
 
 def test_no_import_cycle_in_tracegen():
     found = cycles(import_graph())
-    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+    new = [c for c in found if c not in KNOWN_CYCLES]
+    assert not new, "import cycles: " + "; ".join(" <-> ".join(c) for c in new)
+    assert all(c in found for c in KNOWN_CYCLES), "a known cycle is gone: remove it from KNOWN_CYCLES"
 
 
 def test_no_module_over_the_line_limit():
