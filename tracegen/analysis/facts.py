@@ -28,7 +28,7 @@ from tracegen.analysis.attribution import (
 )
 from tracegen.analysis.changepoints import detect_changepoints
 from tracegen.analysis.scaling import batch_scaling
-from tracegen.analysis.stats import iterations, variant_stats
+from tracegen.analysis.stats import iterations, latency_basis, variant_stats
 from tracegen.analysis.tiers import detect_tiers, tier_summary
 from tracegen.units import NS_PER_MS, as_float
 
@@ -83,7 +83,7 @@ def collect_facts(run: Any, *, budget_ms: float | None = None) -> Facts:
     """Everything the rules read about ``run`` (a ``trace.reader.Run``): per-variant statistics,
     change points and latency tiers of every variant's measured latency (ms), batch scaling and
     the attribution of the idle-delay variants."""
-    iters = iterations(run.steps)
+    iters = iterations(run.steps, latency_basis(run.manifest))
     stats = variant_stats(run.variants, iters)
     done = iters.filter(~pl.col("warmup")) if iters.height else iters
     changepoints: dict[int, list[int]] = {}
