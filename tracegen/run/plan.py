@@ -74,9 +74,9 @@ def _fps_label(interval_ms: float) -> str:
 def _idle_variants(config: RunConfig, first_id: int, launch: str, sync: str, pipeline: str) -> list[Variant]:
     """Fixed-pattern gaps of --idle-ms (0: the baseline), frame-rate deadlines of --fps, and one
     variant per pacing following --schedule."""
-    arrival = getattr(config, "arrival", "fixed") or "fixed"
-    fps = getattr(config, "fps", None) or ()
-    schedule = getattr(config, "schedule", None)
+    arrival = config.arrival
+    fps = config.fps or ()
+    schedule = config.schedule
     out: list[Variant] = []
 
     def add(gap: float, pacing: str, kind: str, iterations: int, sched: str | None = None) -> None:
@@ -101,7 +101,7 @@ def _idle_variants(config: RunConfig, first_id: int, launch: str, sync: str, pip
 def with_arrival_defaults(config: RunConfig) -> RunConfig:
     """``--fps`` or ``--schedule`` without ``--idle-ms``: no fixed-gap variants beside them
     (``--fps`` keeps the 0 ms baseline to compare with)."""
-    fps, schedule = getattr(config, "fps", None), getattr(config, "schedule", None)
+    fps, schedule = config.fps, config.schedule
     if config.idle_ms is not None or not (fps or schedule):
         return config
     return dataclasses.replace(config, idle_ms=(0.0,) if fps else ())

@@ -178,8 +178,9 @@ class Runner:
         self.backend_name, self.backend_cls = backend_name, cls
         self._check_requirements(cls)
         self._validate(cls)
-        modes = resolve_modes(getattr(config, "preprocess", None), getattr(config, "postprocess", None),
+        modes = resolve_modes(config.preprocess, config.postprocess,
                               gpu=cls.device_kind != "host")
+        self.pre_spec, self.post_spec = modes  # as given, for the manifest
         self.pre, self.post = load_user_steps(*modes)
         self.variants = plan_variants(config)
         if not self.variants:
@@ -228,9 +229,9 @@ class Runner:
         from tracegen.run.schedule import parse_schedule
 
         c = self.config
-        arrival = parse_arrival(getattr(c, "arrival", "fixed") or "fixed")
-        schedule = getattr(c, "schedule", None)
-        if (schedule or getattr(c, "fps", None)) and "idle" not in c.scenarios:
+        arrival = parse_arrival(c.arrival)
+        schedule = c.schedule
+        if (schedule or c.fps) and "idle" not in c.scenarios:
             raise ConfigError("--fps and --schedule pace the idle scenario, which this run leaves out",
                               "add --scenario idle")
         if schedule:
@@ -256,7 +257,7 @@ class Runner:
             "model": self.model.manifest(),
             "pipeline": {
                 "steps": step_order(self.pre, self.post, gpu),
-                **describe(self.pre, self.post),
+                **describe(self.pre_spec, self.post_spec),
                 "not_applicable": {} if gpu else {
                     "h2d": "CPU backend: the input already lives in host memory",
                     "d2h": "CPU backend: the output is written to host memory",
