@@ -153,6 +153,11 @@ def analyze(run_dir, as_json, budget_ms, fail_on) -> None:
             sys.exit(1)
 
 
+from tracegen.importers.nsys_cmd import nsys_import  # noqa: E402 - registered beside the built-in commands
+
+cli.add_command(nsys_import)
+
+
 # -- entry point -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors become one line on stderr and exit status 2."""
