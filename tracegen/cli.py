@@ -62,8 +62,8 @@ _LIST = "comma-separated list"
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 def run(config_file, quiet, **flags) -> None:
     """Benchmark a model in the batch-scaling and idle-delay scenarios and record every step."""
-    from tracegen.config import build_config, load_toml
-    from tracegen.runner import run_benchmark
+    from tracegen.run.config import build_config, load_toml
+    from tracegen.run.runner import run_benchmark
 
     file_values = load_toml(config_file) if config_file else {}
     config = build_config(file_values, flags)
