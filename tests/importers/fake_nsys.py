@@ -88,7 +88,7 @@ class FakeReport:
         path.unlink(missing_ok=True)
         conn = sqlite3.connect(path)
         self.rows["StringIds"] = [(i, s) for s, i in self.strings.items()]
-        self.rows["META_DATA_EXPORT"] = [("EXPORT_SCHEMA_VERSION", "fake"), ("EXPORT_PRODUCT", "tests.importers")]
+        self.rows["META_DATA_EXPORT"] = [("EXPORT_SCHEMA_VERSION", "0.fake"), ("EXPORT_PRODUCT", "tests.importers")]
         for table, cols in SCHEMA.items():
             if table in drop_tables:
                 continue

@@ -146,7 +146,7 @@ def test_exports_without_nvtx_kernels_or_api_calls(tmp_path, drop, message):
 def test_export_with_a_differing_schema_names_table_column_and_version(tmp_path, table, column):
     run = _run(tmp_path, [baseline(iterations=4, warmup=1)])
     bad = _broken_export(tmp_path, run, rename={table: column})
-    with pytest.raises(TraceError, match=rf"table {table} lacks column {column}; this export's schema \(fake\) differs.*"
+    with pytest.raises(TraceError, match=rf"table {table} lacks column {column}; this export.s schema \(0.fake\) differs.*"
                                          r"nsys export --type sqlite"):
         import_into_run(run.path, bad)
 

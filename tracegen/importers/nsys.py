@@ -99,7 +99,7 @@ def join_export(ex: X.Export, domain: str, iteration_name: str) -> Joined:
     outside = placed.filter(pl.col("step_rid").is_null()).select("it_rid", "step_rid").unique()
     keys = pl.concat([keys, outside], how="vertical_relaxed")
     summary = step_summary(placed, calls, keys)
-    return Joined(its, steps, placed, summary, unplaced, ops.height, {"export": dict(ex.meta)})
+    return Joined(its, steps, placed, summary, unplaced, ops.height, {"export": ex.facts()})
 
 
 def _step_frames(j: Joined, variant_ids: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

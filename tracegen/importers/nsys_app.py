@@ -69,7 +69,7 @@ def report_to_run(report: Path, out: Path, *, domain: str, iteration_range: str,
     ex = X.open_export(sqlite)
     try:
         j = join_export(ex, domain, iteration_range)
-        meta = dict(ex.meta)
+        meta = ex.facts()
     finally:
         ex.close()
     explicit = step_map or {}

@@ -10,6 +10,8 @@ tracegen reads five of them:
   with the ``correlationId`` that links each to the GPU work it enqueued.
 - ``CUPTI_ACTIVITY_KIND_KERNEL`` / ``_MEMCPY`` / ``_MEMSET``: GPU work with the same
   ``correlationId``. The kernels of a CUDA graph carry the correlation id of the graph launch.
+- ``CUPTI_ACTIVITY_KIND_GRAPH_TRACE``: whole graph launches, where nsys traced graphs as one
+  unit (its default, ``--cuda-graph-trace=graph``); then the graph's kernels are not in KERNEL.
 
 Tables are created lazily, so a report without NVTX or without kernels simply lacks the table;
 columns have changed between Nsight Systems versions, so each one used is checked up front and
@@ -35,6 +37,10 @@ DRIVER = "CUPTI_ACTIVITY_KIND_DRIVER"
 KERNEL = "CUPTI_ACTIVITY_KIND_KERNEL"
 MEMCPY = "CUPTI_ACTIVITY_KIND_MEMCPY"
 MEMSET = "CUPTI_ACTIVITY_KIND_MEMSET"
+# A CUDA graph launch traced as a whole (nsys --cuda-graph-trace=graph, the default): one row per
+# launch, its kernels not recorded one by one. With --cuda-graph-trace=node they are in KERNEL.
+GRAPH = "CUPTI_ACTIVITY_KIND_GRAPH_TRACE"
+GPU_TABLES = (KERNEL, MEMCPY, MEMSET, GRAPH)
 
 # NVTX_EVENTS.eventType values (Nsight Systems' NvtxEventType enum).
 NVTX_PUSHPOP = 59
@@ -51,6 +57,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     KERNEL: ("start", "end", "deviceId", "streamId", "correlationId"),
     MEMCPY: ("start", "end", "deviceId", "streamId", "correlationId", "bytes", "copyKind"),
     MEMSET: ("start", "end", "deviceId", "streamId", "correlationId", "bytes"),
+    GRAPH: ("start", "end", "deviceId", "streamId", "correlationId", "graphId"),
 }
 PAYLOAD_COLUMNS = ("int64Value", "uint64Value", "int32Value", "uint32Value")
 # cudaMemcpyKind as CUPTI reports it (CUpti_ActivityMemcpyKind), for exports without the enum table.
@@ -75,7 +82,15 @@ class Export:
 
     @property
     def version(self) -> str:
-        return self.meta.get("EXPORT_SCHEMA_VERSION") or self.meta.get("nsys_version") or "unknown version"
+        product, schema = self.meta.get("EXPORT_PRODUCT_VERSION"), self.meta.get("EXPORT_SCHEMA_VERSION")
+        if product:
+            return f"Nsight Systems {product}, export schema {schema or '?'}"
+        return schema or "unknown Nsight Systems version"
+
+    def facts(self) -> dict[str, str]:
+        """What the manifest keeps about the export."""
+        keep = ("EXPORT_PRODUCT_VERSION", "EXPORT_SCHEMA_VERSION", "EXPORT_TIME_UTC", "EXPORT_PARAM_INPUT_FILE")
+        return {k: self.meta[k] for k in keep if k in self.meta}
 
     def close(self) -> None:
         self.conn.close()
@@ -134,7 +149,7 @@ def check_schema(ex: Export) -> None:
             "record with NVTX tracing on (`nsys profile -t cuda,nvtx ...`; `tracegen run --nsys` does this) "
             "in an application annotated with NVTX ranges",
         )
-    if not (ex.has(KERNEL) or ex.has(MEMCPY) or ex.has(MEMSET)):
+    if not any(ex.has(t) for t in GPU_TABLES):
         raise TraceError(
             f"{ex.path} has no CUDA kernels or copies (no {KERNEL} table)",
             "record with CUDA tracing on (`nsys profile -t cuda,nvtx ...`) while the application runs GPU work; "
@@ -235,7 +250,7 @@ OPS_SCHEMA = {"kind": pl.String(), "start": pl.Int64(), "end": pl.Int64(), "corr
 
 
 def gpu_ops(ex: Export) -> pl.DataFrame:
-    """Kernels, memcpys and memsets: kind, start, end, correlation_id, stream, device, bytes, name,
+    """Kernels, memcpys, memsets and whole-graph launches: kind, start, end, correlation_id, stream, device, bytes, name,
     graph_node (non-null for work that ran as a node of a CUDA graph)."""
     parts = []
     if ex.has(KERNEL):
@@ -253,4 +268,7 @@ def gpu_ops(ex: Export) -> pl.DataFrame:
         node = "graphNodeId" if "graphNodeId" in ex.columns[MEMSET] else "NULL"
         parts.append(f"SELECT 'memset', start, end, correlationId, streamId, deviceId, bytes, 'memset', {node} "
                      f"FROM {MEMSET}")
+    if ex.has(GRAPH):
+        parts.append(f"SELECT 'graph', start, end, correlationId, streamId, deviceId, NULL, 'graph ' || graphId, NULL "
+                     f"FROM {GRAPH}")
     return _frame(ex, " UNION ALL ".join(parts), OPS_SCHEMA)

@@ -102,16 +102,16 @@ def place_ops(ops: pl.DataFrame, calls: pl.DataFrame) -> tuple[pl.DataFrame, int
     )
     unplaced = int(joined["it_rid"].null_count())
     placed = joined.filter(pl.col("it_rid").is_not_null()).with_columns(
-        (pl.col("graph_node").fill_null(0).ne(0) | (pl.col("_n") > 1)).alias("graph")
+        (pl.col("graph_node").fill_null(0).ne(0) | (pl.col("_n") > 1) | (pl.col("kind") == "graph")).alias("graph")
     ).drop("_n")
     return placed, unplaced
 
 
 def step_summary(placed: pl.DataFrame, calls: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     """One row per (iteration, step) range in ``keys`` (it_rid, step_rid, step_start, step_end):
-    counts and summed time of kernels / memcpys / memsets, the GPU's busy time (union of the
+    counts and summed time of kernels / whole-graph launches / memcpys / memsets, the GPU's busy time (union of the
     intervals), span from first start to last end, the gaps inside the span, the launch-to-start
-    latency of the first kernel, and the CUDA API calls made in the step."""
+    latency of the first kernel (or graph), and the CUDA API calls made in the step."""
     key = ["it_rid", "step_rid"]
     ops = placed.sort("start")
     # Busy time = union of intervals: an op adds only what extends past the furthest end so far.
@@ -121,22 +121,26 @@ def step_summary(placed: pl.DataFrame, calls: pl.DataFrame, keys: pl.DataFrame) 
         .clip(0).alias("_adds"),
         (pl.col("end") - pl.col("start")).alias("_dur"),
     )
-    first_kernel = pl.col("kind") == "kernel"
+    kernel = pl.col("kind") == "kernel"
+    compute = pl.col("kind").is_in(["kernel", "graph"])  # a graph traced whole stands for its kernels
     agg = ops.group_by(key).agg(
-        (first_kernel).sum().cast(pl.Int32).alias("kernels"),
+        kernel.sum().cast(pl.Int32).alias("kernels"),
+        (pl.col("kind") == "graph").sum().cast(pl.Int32).alias("graphs"),
         (pl.col("kind") == "memcpy").sum().cast(pl.Int32).alias("memcpys"),
         (pl.col("kind") == "memset").sum().cast(pl.Int32).alias("memsets"),
-        pl.col("_dur").filter(first_kernel).sum().alias("kernel_ns"),
+        pl.col("_dur").filter(kernel).sum().alias("kernel_ns"),
+        pl.col("_dur").filter(pl.col("kind") == "graph").sum().alias("graph_ns"),
         pl.col("_dur").filter(pl.col("kind") == "memcpy").sum().alias("memcpy_ns"),
         pl.col("_dur").filter(pl.col("kind") == "memset").sum().alias("memset_ns"),
         pl.col("_adds").sum().alias("busy_ns"),
         pl.col("start").min().alias("gpu_first_ns"),
         pl.col("end").max().alias("gpu_last_ns"),
-        (pl.col("start") - pl.col("api_start")).filter(first_kernel).first().alias("launch_latency_ns"),
+        (pl.col("start") - pl.col("api_start")).filter(compute).first().alias("launch_latency_ns"),
     ).with_columns((pl.col("gpu_last_ns") - pl.col("gpu_first_ns")).alias("span_ns"))
     agg = agg.with_columns((pl.col("span_ns") - pl.col("busy_ns")).alias("gap_ns"))
     api = calls.group_by(key).agg(pl.len().cast(pl.Int32).alias("api_calls"),
                                   (pl.col("api_end") - pl.col("api_start")).sum().alias("api_ns"))
     out = keys.join(agg, on=key, how="left", nulls_equal=True).join(api, on=key, how="left", nulls_equal=True)
-    zero = ["kernels", "memcpys", "memsets", "kernel_ns", "memcpy_ns", "memset_ns", "busy_ns", "api_calls", "api_ns"]
+    zero = ["kernels", "graphs", "memcpys", "memsets", "kernel_ns", "graph_ns", "memcpy_ns", "memset_ns", "busy_ns",
+            "api_calls", "api_ns"]
     return out.with_columns(pl.col(c).fill_null(0) for c in zero)

@@ -96,15 +96,17 @@ NSYS_STEPS_SCHEMA: dict[str, pl.DataType] = {
     "range_start_ns": pl.Int64(),  # NVTX range start, run clock
     "range_ns": pl.Int64(),  # NVTX range duration (host)
     "kernels": pl.Int32(),
+    "graphs": pl.Int32(),  # CUDA graph launches nsys traced as a whole (--cuda-graph-trace=graph)
     "memcpys": pl.Int32(),
     "memsets": pl.Int32(),
     "kernel_ns": pl.Int64(),  # summed kernel durations of the work this step launched
+    "graph_ns": pl.Int64(),  # summed durations of whole-graph launches
     "memcpy_ns": pl.Int64(),
     "memset_ns": pl.Int64(),
     "busy_ns": pl.Int64(),  # union of all its GPU intervals
     "span_ns": pl.Int64(),  # first GPU start to last GPU end; null without GPU work
     "gap_ns": pl.Int64(),  # span - busy: GPU idle between the step's own operations
-    "launch_latency_ns": pl.Int64(),  # first kernel start - start of the API call that launched it
+    "launch_latency_ns": pl.Int64(),  # first kernel (or graph) start - start of the API call that launched it
     "api_calls": pl.Int32(),  # CUDA runtime/driver calls made in the step
     "api_ns": pl.Int64(),
 }
@@ -113,8 +115,8 @@ NSYS_KERNELS_SCHEMA: dict[str, pl.DataType] = {
     "variant_id": pl.Int32(),
     "iteration": pl.Int32(),
     "step": pl.String(),  # step whose range held the launching API call
-    "kind": pl.String(),  # kernel | memcpy | memset
-    "name": pl.String(),  # kernel short name, "memcpy HtoD", "memset"
+    "kind": pl.String(),  # kernel | memcpy | memset | graph (a graph launch traced as a whole)
+    "name": pl.String(),  # kernel short name, "memcpy HtoD", "memset", "graph <id>"
     "start_ns": pl.Int64(),  # run clock
     "duration_ns": pl.Int64(),
     "launch_ns": pl.Int64(),  # start of the launching API call, run clock
