@@ -1,62 +1,118 @@
-"""The options of ``tracegen run``: parsing, validation, defaults that depend on the device.
+"""The options of ``tracegen run``, defined once.
 
-Every option can come from a TOML file (``--config run.toml``, keys as the option names with
-dashes or underscores) or the command line; the command line wins. Values left as ``None`` are
-filled by ``resolve`` once the backend (CPU or GPU) is known.
+Each field of ``RunConfig`` is one option: its default, its click type (choices, ranges, comma
+lists), its help text and, where it depends on the device, its CPU and GPU defaults. The CLI
+builds its flags from these fields (``tracegen.cli.run``), the TOML config file is fed through
+the same click types (as click's ``default_map``), and the README's option table is generated
+from them (``python -m tracegen.run.options``; a test keeps it in step).
+
+Adding an option is one field here (``option(...)``), plus its use in the runner.
+Values left as ``None`` are filled by ``resolve`` once the backend (CPU or GPU) is known.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tracegen.backends.registry import BACKEND_CHOICES
 from tracegen.errors import ConfigError
+from tracegen.params import CommaList, Count, Number, OneOf, OutputDir, PlainName
+from tracegen.run.options import OptionSpec, device_defaults, option
 from tracegen.trace import schema as S
 
 PRECISIONS = ("auto", "fp32", "fp16")
+PACING_CHOICES = tuple(p for p in S.PACINGS if p != "none")  # "none" is the 0 ms baseline's own
+MS_MAX = 3_600_000.0  # an hour
+
+
+class ModelSpec(OneOf):
+    """Any string: a file path or builtin:NAME, checked when the model is loaded."""
+
+    name = "model"
+
+    def __init__(self):
+        super().__init__(())
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "MODEL"
+
+    def parse(self, value, param=None, ctx=None) -> str:
+        if not isinstance(value, str):
+            self.fail_with(f"takes a model (builtin:NAME or a file), got {value!r}", param, ctx,
+                           fix="e.g. --model builtin:tiny")
+        return value
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str | None = None  # None: builtin:tiny on the CPU, builtin:small on a GPU
-    backend: str = "auto"
-    precision: str = "auto"  # auto: fp32 on the CPU, fp16 on a GPU
-    scenarios: tuple[str, ...] = ("batch", "idle")
-    batch_sizes: tuple[int, ...] | None = None
-    idle_batch: int = 1  # batch size of the idle-delay variants
-    idle_ms: tuple[float, ...] | None = None
-    pacing: tuple[str, ...] | None = None
-    launch: tuple[str, ...] | None = None
-    sync_mode: tuple[str, ...] = ("auto",)
-    pipeline: tuple[str, ...] = ("full",)
-    iterations: int | None = None  # measured iterations per idle-delay variant
-    batch_iterations: int | None = None  # measured iterations per batch variant
-    warmup: int | None = None
-    threads: int | None = None  # CPU backend threads (None: library default)
-    out: str = "runs"
-    run_id: str | None = None
-    nsys: bool = False
-    telemetry_ms: float = 50.0
-    flush_every: int = 500  # iterations between incremental writes
-    seed: int = 0
-    device_index: int = 0
+    model: str | None = option(
+        None, ModelSpec(), "`builtin:NAME` (tiny, small, large: generated with fixed seeds, no download), an ONNX "
+        "file, or a serialized TensorRT engine (.engine/.plan)", cpu="builtin:tiny", gpu="builtin:small", short="-m")
+    backend: str = option(
+        "auto", OneOf(BACKEND_CHOICES), "`auto` picks tensorrt when TensorRT imports and a CUDA GPU is present, else "
+        "torch on a CUDA GPU, else onnxruntime on the CPU", short="-b")
+    precision: str = option("auto", OneOf(PRECISIONS), "`fp32` or `fp16` (GPU backends)", cpu="fp32", gpu="fp16")
+    scenarios: tuple[str, ...] = option(
+        ("batch", "idle"), CommaList(OneOf(S.SCENARIOS)),
+        "`batch` (every batch size back to back) and/or `idle` (gaps between inferences)", flag="--scenario")
+    batch_sizes: tuple[int, ...] | None = option(
+        None, CommaList(Count(1, example="1,2,4,8")), "batch sizes of the batch scenario",
+        cpu=(1, 2, 4, 8, 16), gpu=(1, 2, 4, 8, 16, 32, 64))
+    idle_batch: int = option(1, Count(1, example="1"), "batch size of the idle-delay variants")
+    idle_ms: tuple[float, ...] | None = option(
+        None, CommaList(Number(0, MS_MAX, unit="ms", example="0,20,100")),
+        "gaps between inferences in ms; `0` is the continuous baseline", cpu=(0.0, 20.0, 100.0), gpu=(0.0, 20.0, 100.0))
+    pacing: tuple[str, ...] | None = option(
+        None, CommaList(OneOf(PACING_CHOICES)), "how the host spends a gap: `sleep`, `spin` (busy-wait), `keepalive` "
+        "(GPU kept busy with cheap work on a side stream; GPU only)", cpu=("sleep", "spin"),
+        gpu=("sleep", "spin", "keepalive"))
+    launch: tuple[str, ...] | None = option(
+        None, CommaList(OneOf(S.LAUNCHES)), "`eager`, or `graph` (CUDA graph replay; GPU only)", cpu=("eager",),
+        gpu=("eager", "graph"))
+    sync_mode: tuple[str, ...] = option(
+        ("auto",), CommaList(OneOf(S.SYNC_MODES)), "how the host waits for the GPU: CUDA context flag spin / yield / "
+        "blocking sync")
+    pipeline: tuple[str, ...] = option(
+        ("full",), CommaList(OneOf(S.PIPELINES)), "`full` (pre, copies, infer, sync, post) or `infer` (the engine "
+        "alone, like trtexec without transfers)")
+    iterations: int | None = option(None, Count(1), "measured iterations per idle-delay variant", cpu=300, gpu=400,
+                                    short="-n")
+    batch_iterations: int | None = option(None, Count(1), "measured iterations per batch variant", cpu=30, gpu=100)
+    warmup: int | None = option(None, Count(0, example="10"), "warm-up iterations per variant (recorded and flagged, "
+                                "not dropped)", cpu=10, gpu=20)
+    threads: int | None = option(None, Count(1, 4096, example="2"), "CPU backend threads",
+                                 default_text="onnxruntime's default")
+    out: str = option("runs", OutputDir(as_text=True), "the run lands in `OUT/RUN_ID`; an existing run directory is "
+                      "never reused", short="-o")
+    run_id: str | None = option(None, PlainName(), "name of the run directory",
+                                default_text="`<UTC time>-<model>-<backend>-<random>`")
+    nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt "
+                        "--cuda-graph-trace=node` and keep the `.nsys-rep` in the run (`tracegen nsys-import RUN_DIR` "
+                        "reads it)", is_flag=True)
+    telemetry_ms: float = option(50.0, Number(1, MS_MAX, unit="ms", example="50"), "telemetry sampling interval in ms")
+    flush_every: int = option(500, Count(1, example="500"), "write the recorded steps to disk every N iterations "
+                              "(or every `--flush-seconds`, whichever comes first)")
+    flush_seconds: float = option(2.0, Number(0.05, MS_MAX / 1000, example="2"), "write the recorded steps to disk "
+                                  "at least every this many seconds: a killed process loses at most this much")
+    seed: int = option(0, Count(0, example="0"), "seed of the synthetic input frames")
+    device_index: int = option(0, Count(0, 1024, example="0"), "CUDA device index", flag="--device")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
 
 
+def specs() -> list[OptionSpec]:
+    """The option of every field, in order."""
+    return [f.metadata["option"].bind(f.name, f.default) for f in fields(RunConfig)]
+
+
 # Device-dependent defaults: the CPU ones finish in about two minutes on 2 cores; the GPU ones
 # reproduce the seed's experiment (hundreds of iterations after 20 ms and longer gaps).
-CPU_DEFAULTS = dict(
-    model="builtin:tiny", precision="fp32", batch_sizes=(1, 2, 4, 8, 16), idle_ms=(0.0, 20.0, 100.0),
-    pacing=("sleep", "spin"), launch=("eager",), iterations=300, batch_iterations=30, warmup=10,
-)
-GPU_DEFAULTS = dict(
-    model="builtin:small", precision="fp16", batch_sizes=(1, 2, 4, 8, 16, 32, 64), idle_ms=(0.0, 20.0, 100.0),
-    pacing=("sleep", "spin", "keepalive"), launch=("eager", "graph"), iterations=400, batch_iterations=100, warmup=20,
-)
+CPU_DEFAULTS = device_defaults(specs(), "cpu")
+GPU_DEFAULTS = device_defaults(specs(), "gpu")
 
 
 def resolve(config: RunConfig, device_kind: str) -> RunConfig:
@@ -65,107 +121,31 @@ def resolve(config: RunConfig, device_kind: str) -> RunConfig:
     return dataclasses.replace(config, **filled)
 
 
-# -- parsing ------------------------------------------------------------------------------------
-def _split(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        items = str(value).split(",")
-    return [i.strip() for i in items if i.strip()]
+# -- sources: config file and Python flags, through the same click types ---------------------------
+def option_keys() -> dict[str, str]:
+    """Every accepted spelling of an option in a file or a ``flags`` dict -> the field name."""
+    keys: dict[str, str] = {}
+    for spec in specs():
+        flag = spec.flag.lstrip("-")
+        for key in {spec.name, flag, flag.replace("-", "_"), spec.name.replace("_", "-")}:
+            keys[key] = spec.name
+    return keys
 
 
-def _ints(name: str, value: Any, minimum: int) -> tuple[int, ...]:
-    out = []
-    for item in _split(value):
-        try:
-            n = int(item)
-        except ValueError:
-            raise ConfigError(f"--{name} takes whole numbers, got {item!r}", f"e.g. --{name} 1,2,4,8") from None
-        if n < minimum:
-            raise ConfigError(f"--{name} must be at least {minimum}, got {n}", f"e.g. --{name} 1,2,4,8")
-        out.append(n)
-    if not out:
-        raise ConfigError(f"--{name} is empty", f"e.g. --{name} 1,2,4,8")
-    return tuple(dict.fromkeys(out))
-
-
-def _floats(name: str, value: Any) -> tuple[float, ...]:
-    out = []
-    for item in _split(value):
-        try:
-            x = float(item)
-        except ValueError:
-            raise ConfigError(f"--{name} takes milliseconds, got {item!r}", f"e.g. --{name} 0,20,100") from None
-        if not (x >= 0 and x < 3_600_000):
-            raise ConfigError(f"--{name} must be between 0 and 3600000 ms, got {item}", f"e.g. --{name} 0,20,100")
-        out.append(x)
-    if not out:
-        raise ConfigError(f"--{name} is empty", f"e.g. --{name} 0,20,100")
-    return tuple(dict.fromkeys(out))
-
-
-def _choices(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    out = []
-    for item in _split(value):
-        if item not in allowed:
-            raise ConfigError(f"unknown --{name} {item!r}", f"choose from: {', '.join(allowed)}")
-        out.append(item)
-    if not out:
-        raise ConfigError(f"--{name} is empty", f"choose from: {', '.join(allowed)}")
-    return tuple(dict.fromkeys(out))
-
-
-def _int(name: str, value: Any, minimum: int) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{name} takes a whole number, got {value!r}", f"e.g. --{name} 100") from None
-    if n < minimum:
-        raise ConfigError(f"--{name} must be at least {minimum}, got {n}", f"e.g. --{name} 100")
-    return n
-
-
-def _run_id(value: Any) -> str:
-    text = str(value)
-    if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
-        raise ConfigError(f"--run-id {text!r} is not a plain directory name", "use letters, digits, '-' and '_'")
-    return text
-
-
-def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"{name} must be true or false, got {value!r}", f"write {name} = true")
-
-
-# option name -> parser of a raw value (string from the CLI or TOML value)
-PARSERS = {
-    "model": lambda v: str(v),
-    "backend": lambda v: _choices("backend", v, ("auto", "onnxruntime", "torch", "tensorrt"))[0],
-    "precision": lambda v: _choices("precision", v, PRECISIONS)[0],
-    "scenarios": lambda v: _choices("scenario", v, S.SCENARIOS),
-    "batch_sizes": lambda v: _ints("batch-sizes", v, 1),
-    "idle_batch": lambda v: _int("idle-batch", v, 1),
-    "idle_ms": lambda v: _floats("idle-ms", v),
-    "pacing": lambda v: _choices("pacing", v, ("sleep", "spin", "keepalive")),
-    "launch": lambda v: _choices("launch", v, S.LAUNCHES),
-    "sync_mode": lambda v: _choices("sync-mode", v, S.SYNC_MODES),
-    "pipeline": lambda v: _choices("pipeline", v, S.PIPELINES),
-    "iterations": lambda v: _int("iterations", v, 1),
-    "batch_iterations": lambda v: _int("batch-iterations", v, 1),
-    "warmup": lambda v: _int("warmup", v, 0),
-    "threads": lambda v: _int("threads", v, 1),
-    "out": lambda v: str(v),
-    "run_id": _run_id,
-    "nsys": lambda v: _bool("nsys", v),
-    "telemetry_ms": lambda v: float(_int("telemetry-ms", v, 1)),
-    "flush_every": lambda v: _int("flush-every", v, 1),
-    "seed": lambda v: _int("seed", v, 0),
-    "device_index": lambda v: _int("device", v, 0),
-}
+def normalise_keys(values: dict[str, Any], where: str = "option") -> dict[str, Any]:
+    keys = option_keys()
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in keys:
+            known = ", ".join(sorted({s.flag.lstrip("-") for s in specs()}))
+            raise ConfigError(f"unknown {where} {key!r}", f"known options: {known}")
+        out[keys[key]] = value
+    return out
 
 
 def load_toml(path: Path) -> dict[str, Any]:
+    """The options of a TOML file (top-level keys, or a ``[run]`` table), keyed by field name.
+    Keys beside a ``[run]`` table and unknown keys are refused, never silently ignored."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -179,19 +159,32 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path} ({exc})", "check the path given to --config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML ({exc})", "fix the file") from None
-    # Accept the table [run] or top-level keys.
-    return data.get("run", data) if isinstance(data.get("run"), dict) else data
+    if "run" in data:
+        if not isinstance(data["run"], dict):
+            raise ConfigError(f"config file {path}: `run` must be a table ([run])", "write the options under [run]")
+        others = [k for k in data if k != "run"]
+        if others:
+            raise ConfigError(f"config file {path} has keys outside its [run] table: {', '.join(others)}",
+                              "move them under [run], or drop the [run] header")
+        data = data["run"]
+    return normalise_keys(data, f"option in config file {path}:")
 
 
 def build_config(file_values: dict[str, Any] | None = None, flags: dict[str, Any] | None = None) -> RunConfig:
-    """Merge TOML values and command-line flags (flags win; ``None`` flags are ignored)."""
-    raw: dict[str, Any] = {}
-    for source in (file_values or {}, {k: v for k, v in (flags or {}).items() if v is not None}):
-        for key, value in source.items():
-            name = key.replace("-", "_")
-            if name == "scenario":
-                name = "scenarios"
-            if name not in PARSERS:
-                raise ConfigError(f"unknown option {key!r}", f"known options: {', '.join(sorted(PARSERS))}")
-            raw[name] = value
-    return RunConfig(**{k: PARSERS[k](v) for k, v in raw.items()})
+    """Merge config-file values and flags (flags win; ``None`` flags are ignored), each checked
+    by its option's click type: the Python API of what ``tracegen run`` does with its options."""
+    import click
+
+    from tracegen.run.options import click_params
+
+    raw = {**normalise_keys(file_values or {}, "option"),
+           **normalise_keys({k: v for k, v in (flags or {}).items() if v is not None})}
+    params = {p.name: p for p in click_params(specs())}
+    ctx = click.Context(click.Command("run", params=list(params.values())))
+    values = {}
+    for name, value in raw.items():
+        try:
+            values[name] = params[name].type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise ConfigError(exc.format_message()) from None
+    return RunConfig(**values)
