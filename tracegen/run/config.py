@@ -111,8 +111,9 @@ class RunConfig:
                       "never reused", short="-o")
     run_id: str | None = option(None, PlainName(), "name of the run directory",
                                 default_text="`<UTC time>-<model>-<backend>-<random>`")
-    nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt` and keep the "
-                        "`.nsys-rep` in the run", is_flag=True)
+    nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt "
+                        "--cuda-graph-trace=node` and keep the `.nsys-rep` in the run (`tracegen nsys-import RUN_DIR` "
+                        "reads it)", is_flag=True)
     telemetry_ms: float = option(50.0, Number(1, MS_MAX, unit="ms", example="50"), "telemetry sampling interval in ms")
     flush_every: int = option(500, Count(1, example="500"), "write the recorded steps to disk every N iterations "
                               "(or every `--flush-seconds`, whichever comes first)")
