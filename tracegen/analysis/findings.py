@@ -166,10 +166,10 @@ def collect_facts(run: Any, *, budget_ms: float | None = None):
     )
     from tracegen.analysis.changepoints import detect_changepoints
     from tracegen.analysis.scaling import batch_scaling
-    from tracegen.analysis.stats import iterations, variant_stats
+    from tracegen.analysis.stats import iterations, latency_basis, variant_stats
     from tracegen.analysis.tiers import detect_tiers, tier_summary
 
-    iters = iterations(run.steps)
+    iters = iterations(run.steps, latency_basis(run.manifest))
     stats = variant_stats(run.variants, iters)
     measured = iters.filter(~pl.col("warmup")) if iters.height else iters
     changepoints: dict[int, list[int]] = {}

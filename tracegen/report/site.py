@@ -158,7 +158,7 @@ class RunPage:
     def __init__(self, run: Run, budget_ms: float | None):
         self.run = run
         self.budget_ms = budget_ms
-        self.iters = S.iterations(run.steps)
+        self.iters = S.iterations(run.steps, S.latency_basis(run.manifest))
         self.stats = S.variant_stats(run.variants, self.iters)
         self.medians = S.step_medians(self.iters)
         self.analysis, self.note = _analyze(run, budget_ms)
@@ -260,6 +260,9 @@ class RunPage:
         m = self.run.manifest
         sections = dict(findings=self.findings_section(), batch=self.batch_section(), idle=self.idle_section(),
                         steps=self.steps_section(), telemetry=self.telemetry_section())
+        from tracegen.importers.sections import page_sections  # origin and layer table (importers' hook)
+
+        sections.update(page_sections(self.run))
         return render("run.html", run=self.summary, manifest=m, stats=self.stats.to_dicts(), note=self.note,
                       analysis_available=self.analysis is not None, environment=environment_rows(m),
                       reproduce=reproduce(m), budget_ms=self.budget_ms, root="../../",
