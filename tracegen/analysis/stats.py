@@ -13,8 +13,8 @@ from __future__ import annotations
 import polars as pl
 
 from tracegen.trace.schema import LATENCY_STEPS, STEP_ORDER
+from tracegen.units import NS_PER_MS, as_float
 
-NS_PER_MS = 1_000_000
 
 
 def latency_basis(manifest: dict | None) -> str:
@@ -52,6 +52,14 @@ def iterations(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame:
     return base.join(wide.select("variant_id", "iteration", *ordered), on=["variant_id", "iteration"], how="left").sort(
         "variant_id", "iteration"
     )
+
+
+def column_ms(frame: pl.DataFrame, col: str, how: str = "median") -> float | None:
+    """The median (or ``how="mean"``) of a nanosecond column in ms; None when it has no values."""
+    if col not in frame.columns or frame.height == 0 or frame[col].null_count() == frame.height:
+        return None
+    values = frame[col].cast(pl.Float64)
+    return as_float((values.mean() if how == "mean" else values.median()) / NS_PER_MS)
 
 
 def _ms(col: str) -> pl.Expr:

@@ -13,6 +13,7 @@ import numpy as np
 
 from tracegen.backends.base import Backend, Bindings, Device
 from tracegen.errors import BackendError, ModelError
+from tracegen.models.feed import primary_input
 from tracegen.models.shapes import plan_for
 from tracegen.optional import require
 
@@ -94,7 +95,8 @@ class OnnxRuntimeBackend(Backend):
         for name, buf in outputs.items():
             binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
         self._binding = binding
-        first_in, first_out = next(iter(inputs.values())), next(iter(outputs.values()))
+        first_in = inputs[plan.specs[primary_input(plan)].name]  # the image the pipeline refills
+        first_out = next(iter(outputs.values()))
         self._bindings = Bindings(batch=batch, host_input=first_in, host_output=first_out,
                                   inputs=inputs, outputs=outputs)
         return self._bindings

@@ -16,6 +16,7 @@ import numpy as np
 
 from tracegen.backends.base import Backend, Bindings, Device
 from tracegen.errors import BackendError, ModelError
+from tracegen.models.feed import primary_input
 from tracegen.models.shapes import plan_for
 from tracegen.optional import require
 
@@ -122,9 +123,10 @@ class TorchBackend(Backend):
         self._forward = enqueue
         copies_in = [dev.copy_to_device(t.data_ptr(), inputs[n]) for n, t in zip(names, d_in)]
         copies_out = [dev.copy_to_host(outputs[n], (lambda k=k: self._outs[k].data_ptr())) for k, n in enumerate(out_names)]
-        return Bindings(batch=batch, host_input=inputs[names[0]], host_output=outputs[out_names[0]],
+        image = primary_input(plan)  # the input the pipeline's preprocess writes (host or device)
+        return Bindings(batch=batch, host_input=inputs[names[image]], host_output=outputs[out_names[0]],
                         copy_in=_all(copies_in), copy_out=_all(copies_out), inputs=inputs, outputs=outputs,
-                        device_input=d_in[0].data_ptr(), device_output=lambda: self._outs[0].data_ptr())
+                        device_input=d_in[image].data_ptr(), device_output=lambda: self._outs[0].data_ptr())
 
     def _capture(self, forward) -> None:
         torch = self.torch

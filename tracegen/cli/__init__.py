@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "tracegen.cli.report:report",
     "analyze": "tracegen.cli.analyze:analyze",
     "import": "tracegen.importers.cli:imports",
+    "nsys-import": "tracegen.importers.nsys_cmd:nsys_import",
 }
 
 

@@ -48,12 +48,15 @@ class InputFeeder:
 
     def __init__(self, plan: InputPlan, buffers: dict[str, np.ndarray], batch: int, seed: int = 0):
         self.frames: list[tuple[FrameSource, np.ndarray]] = []
+        self.image: str | None = None  # the input the pipeline's preprocess step refills
         for i, spec in enumerate(plan.specs):
             buf = buffers[spec.name]
             if plan.fill[i] == "frames":
                 self.frames.append((FrameSource(tuple(buf.shape[1:]), seed=seed + i), buf))
+                self.image = self.image or spec.name
             else:
                 buf[...] = generate(plan, i, batch, seed)
+        self.fill()  # images hold a real frame from the start (also for --pipeline infer)
 
     def fill(self) -> None:
         for source, buf in self.frames:
@@ -75,3 +78,22 @@ def plan_from_buffers(buffers: dict[str, np.ndarray]) -> InputPlan:
 
     sig = Signature(tuple(TensorSpec(n, b.dtype.name, ("batch", *b.shape[1:])) for n, b in buffers.items()))
     return plan_inputs(sig)
+
+
+def inputs_prepared_once(frames, out) -> None:
+    """The preprocess step of a model without an image input: its inputs were written once
+    when the batch was prepared (token ids, masks, the user's arrays); only copies remain."""
+
+
+def frames_for(feeder: InputFeeder, bindings, pre, seed: int = 0):
+    """The raw source frames and the preprocess step for the pipeline: the frame pipeline for a
+    model with an image input (which the backend bound as ``host_input``), else a step with
+    nothing to do (unless the user brought their own)."""
+    if feeder.image is not None:
+        return FrameSource(tuple(bindings.inputs[feeder.image].shape[1:]), seed=seed).frames, pre
+    return FrameSource((3, 8, 8), seed=seed).frames, (inputs_prepared_once if pre in ("host", "device") else pre)
+
+
+def primary_input(plan: InputPlan) -> int:
+    """Index of the input bound as ``host_input``: the first image input, else the first."""
+    return next((i for i, f in enumerate(plan.fill) if f == "frames"), 0)
