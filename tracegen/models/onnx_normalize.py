@@ -97,15 +97,13 @@ def ort_basic_optimise(source: bytes | str):
     return proto
 
 
-def _version_convert(proto, target: int, steps: dict[str, Any]):
+def _version_convert(proto, target: int, steps: dict[str, Any], convertible: tuple[str, ...]):
     """ONNX's version converter; an op it has no adapter for is kept (moved to KEPT_DOMAIN) and
-    the conversion retried, as long as a kept-op converter exists for it."""
+    the conversion retried, as long as a kept-op converter exists for it (``convertible``)."""
     import re
 
     import onnx
     from onnx import helper
-
-    from tracegen.models.torch_convert import KEPT_CONVERTERS
 
     kept = steps.setdefault("kept_ops", [])
     for _ in range(8):
@@ -117,7 +115,7 @@ def _version_convert(proto, target: int, steps: dict[str, Any]):
             text = str(exc).splitlines()[0]
             m = re.search(r"for (\w+)\s*$", text) or re.search(r"Version of (\w+) exists", text)
             op = m.group(1) if m else None
-            if op is None or op in kept or op not in KEPT_CONVERTERS:
+            if op is None or op in kept or op not in convertible:
                 steps["version_conversion"] = f"failed ({text[:160]}); kept opset {_opset(proto)}"
                 return proto
             for node in proto.graph.node:
@@ -129,8 +127,10 @@ def _version_convert(proto, target: int, steps: dict[str, Any]):
     return proto
 
 
-def normalise(source: bytes | str, target: int = TARGET_OPSET) -> tuple[Any, dict[str, Any]]:
-    """A graph onnx2torch converts (from the model's bytes or path), and what was done to it."""
+def normalise(source: bytes | str, target: int = TARGET_OPSET,
+              convertible: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+    """A graph onnx2torch converts (from the model's bytes or path), and what was done to it.
+    ``convertible``: ops the caller converts itself when the version converter cannot adapt them."""
     steps: dict[str, Any] = {}
     proto = ort_basic_optimise(source)
     steps["opset_in"] = _opset(proto)
@@ -138,7 +138,7 @@ def normalise(source: bytes | str, target: int = TARGET_OPSET) -> tuple[Any, dic
     opset = _opset(proto)
     if opset is not None and opset > target:
         steps["kept_ops"] = _keep_new_ops(proto, target)
-        proto = _version_convert(proto, target, steps)
+        proto = _version_convert(proto, target, steps, convertible)
     proto = _infer_shapes(proto, steps)
     flat = _fix_flatten_edges(proto)
     if flat:

@@ -127,7 +127,8 @@ def convert_onnx(model: ModelSource) -> TorchModel:
     _register_kept_converters()
     steps: dict[str, Any] = {}
     try:
-        proto, steps = normalise(model.onnx_bytes if model.onnx_bytes is not None else model.path)
+        proto, steps = normalise(model.onnx_bytes if model.onnx_bytes is not None else model.path,
+                                 convertible=KEPT_CONVERTERS)
     except Exception as exc:  # noqa: BLE001 - normalising is best effort; onnx2torch tries the original
         steps = {"normalise": f"skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"}
         try:
