@@ -16,7 +16,6 @@ and run pages from earlier reports stay listed in the index (each page leaves a
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
 import shutil
@@ -34,8 +33,9 @@ from tracegen.errors import ConfigError, TraceError
 from tracegen.report import charts
 from tracegen.report.render import ChartSet, fmt_si, render, vega_javascript
 from tracegen.trace.reader import Run, read_run
+from tracegen.units import SEVERITY_ORDER, jsonable
 
-SEVERITIES = ("critical", "warning", "info")
+SEVERITIES = SEVERITY_ORDER
 SUMMARY_VERSION = 1  # of runs/<id>/summary.json; other versions are left out of the index
 
 
@@ -158,7 +158,7 @@ class RunPage:
     def __init__(self, run: Run, budget_ms: float | None):
         self.run = run
         self.budget_ms = budget_ms
-        self.iters = S.iterations(run.steps)
+        self.iters = S.iterations(run.steps, S.latency_basis(run.manifest))
         self.stats = S.variant_stats(run.variants, self.iters)
         self.medians = S.step_medians(self.iters)
         self.analysis, self.note = _analyze(run, budget_ms)
@@ -193,8 +193,7 @@ class RunPage:
     def findings_section(self) -> list[dict[str, Any]]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
         ranked = sorted(self.findings, key=lambda f: order.get(f.severity, len(order)))
-        return [{"finding": f, "chart_html": self._finding_chart(f),
-                 "templates": [f"findings/{f.id}.html", "findings/_generic.html"]} for f in ranked]
+        return [{"finding": f, "chart_html": self._finding_chart(f)} for f in ranked]
 
     def batch_section(self) -> dict[str, Any] | None:
         rows = self.stats.filter((pl.col("scenario") == "batch") & (pl.col("n") > 0)).sort(
@@ -260,6 +259,9 @@ class RunPage:
         m = self.run.manifest
         sections = dict(findings=self.findings_section(), batch=self.batch_section(), idle=self.idle_section(),
                         steps=self.steps_section(), telemetry=self.telemetry_section())
+        from tracegen.importers.sections import page_sections  # origin and layer table (importers' hook)
+
+        sections.update(page_sections(self.run))
         return render("run.html", run=self.summary, manifest=m, stats=self.stats.to_dicts(), note=self.note,
                       analysis_available=self.analysis is not None, environment=environment_rows(m),
                       reproduce=reproduce(m), budget_ms=self.budget_ms, root="../../",
@@ -291,23 +293,8 @@ def telemetry_medians(telemetry: pl.DataFrame) -> dict[int, dict[str, float | No
     return {r.pop("variant_id"): r for r in med.to_dicts()}
 
 
-def _jsonable(x: Any) -> Any:
-    """JSON has no NaN or tuples: NaN/inf become null, tuples lists, other objects strings."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    if hasattr(x, "item"):  # numpy scalars
-        return _jsonable(x.item())
-    return str(x)
-
-
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(_jsonable(data), indent=2), encoding="utf-8")
+    path.write_text(json.dumps(jsonable(data), indent=2), encoding="utf-8")
 
 
 # -- facts about a run, for the index and the page header ------------------------------------------

@@ -93,7 +93,7 @@ class TimedLoop:
     """Runs ``total`` iterations of ``steps``. ``flush(chunk, rows)`` receives every filled chunk
     (and what is left when the loop stops, also on Ctrl-C or an error, before re-raising);
     ``done`` says how many iterations completed. ``progress(done, chunk_row)`` is called about
-    100 times per loop."""
+    100 times per loop (``chunk_row`` is -1 when the chunk was just handed over)."""
 
     def __init__(self, steps: list[Step], new_timer: Callable[[], StepTimer], *,
                  flush: Callable[[Chunk, int], None], flush_every: int = 500, flush_seconds: float = 2.0,
@@ -110,6 +110,14 @@ class TimedLoop:
         self.done = 0
         self.work_ns: np.ndarray | None = None  # per measured-or-not iteration, filled at each flush
         self.chunk: Chunk | None = None
+
+    def recent_work_s(self, row: int, n: int) -> float | None:
+        """Mean seconds per iteration from the end of the idle gap to the end of the last step,
+        over the last ``n`` iterations still in the chunk up to ``row`` (None if there are none)."""
+        if self.chunk is None or row < 0:
+            return None
+        marks = self.chunk.marks[max(0, row - n + 1):row + 1]
+        return float((marks[:, -1] - marks[:, 1]).mean()) / 1e9
 
     def run(self, total: int) -> int:
         steps = self.steps
@@ -185,7 +193,7 @@ class TimedLoop:
                         pending = -1
                     hand_over(done)
                 if self.progress is not None and done % stride == 0:
-                    self.progress(done, int(core[row, 0]) if done > flushed else -1)
+                    self.progress(done, done - flushed - 1)  # the chunk row of this iteration, -1 if flushed
         except BaseException:
             if pending >= 0:
                 try:

@@ -5,10 +5,12 @@ memory and on disk."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -30,11 +32,25 @@ class Variant:
     pipeline: str
     warmup: int
     iterations: int
+    # Arrival pattern of a paced variant (tracegen.run.arrivals: fixed | fps | poisson | burst:N);
+    # with ``schedule`` (tracegen.run.schedule spec) its gap changes at known iterations and
+    # ``idle_ms`` is the largest gap of the schedule. For fps, ``idle_ms`` is the frame interval.
+    arrival: str = "fixed"
+    schedule: str | None = None
 
     @property
     def name(self) -> str:
         """Compact label; also the NVTX range of the variant, so keep it readable in Nsight."""
-        gap = f"{self.idle_ms:g}ms-{self.pacing}" if self.pacing != "none" else "no-gap"
+        if self.pacing == "none":
+            gap = "no-gap"
+        elif self.schedule:
+            gap = f"schedule[{self.schedule}]-{self.pacing}" + ("" if self.arrival == "fixed" else f"-{self.arrival}")
+        else:
+            from tracegen.run.arrivals import parse_arrival
+
+            kind = "fps" if self.arrival == "fps" else self.arrival
+            label = parse_arrival(kind).label(self.idle_ms) if kind != "fps" else _fps_label(self.idle_ms)
+            gap = f"{label}-{self.pacing}"
         return f"{self.scenario} b{self.batch} {gap} {self.launch} sync-{self.sync_mode} {self.pipeline}"
 
     def row(self, completed: int = 0, status: str = "planned") -> dict:
@@ -54,11 +70,50 @@ def plan_variants(config: RunConfig) -> list[Variant]:
                         out.append(Variant(len(out), "batch", b, 0.0, "none", launch, sync, pipeline,
                                            config.warmup, config.batch_iterations))
                 if "idle" in config.scenarios:
-                    for gap in config.idle_ms:
-                        for pacing in (("none",) if gap == 0 else config.pacing):
-                            out.append(Variant(len(out), "idle", config.idle_batch, gap, pacing, launch, sync,
-                                               pipeline, config.warmup, config.iterations))
+                    out += _idle_variants(config, len(out), launch, sync, pipeline)
     return out
+
+
+def _fps_label(interval_ms: float) -> str:
+    from tracegen.run.arrivals import Arrival
+
+    return Arrival("fps").label(interval_ms)
+
+
+def _idle_variants(config: RunConfig, first_id: int, launch: str, sync: str, pipeline: str) -> list[Variant]:
+    """Fixed-pattern gaps of --idle-ms (0: the baseline), frame-rate deadlines of --fps, and one
+    variant per pacing following --schedule."""
+    arrival = config.arrival
+    fps = config.fps or ()
+    schedule = config.schedule
+    out: list[Variant] = []
+
+    def add(gap: float, pacing: str, kind: str, iterations: int, sched: str | None = None) -> None:
+        out.append(Variant(first_id + len(out), "idle", config.idle_batch, gap, pacing, launch, sync, pipeline,
+                           config.warmup, iterations, kind, sched))
+
+    for gap in config.idle_ms:
+        for pacing in (("none",) if gap == 0 else config.pacing):
+            add(gap, pacing, "fixed" if gap == 0 else arrival, config.iterations)
+    for rate in fps:
+        for pacing in config.pacing:
+            add(1000.0 / rate, pacing, "fps", config.iterations)
+    if schedule:
+        from tracegen.run.schedule import parse_schedule
+
+        sched = parse_schedule(schedule)
+        for pacing in config.pacing:
+            add(sched.max_gap_ms, pacing, arrival, sched.iterations, sched.spec)
+    return out
+
+
+def with_arrival_defaults(config: RunConfig) -> RunConfig:
+    """``--fps`` or ``--schedule`` without ``--idle-ms``: no fixed-gap variants beside them
+    (``--fps`` keeps the 0 ms baseline to compare with)."""
+    fps, schedule = config.fps, config.schedule
+    if config.idle_ms is not None or not (fps or schedule):
+        return config
+    return dataclasses.replace(config, idle_ms=(0.0,) if fps else ())
 
 
 def variants_frame(variants: list[Variant], progress: dict[int, tuple[int, str]] | None = None) -> pl.DataFrame:
@@ -75,6 +130,10 @@ class RunPlan:
     backend_name: str
     backend_cls: type[Backend]
     variants: list[Variant]
+    pre_spec: Any = "host"  # where pre/postprocessing run, as given (for the manifest) ...
+    post_spec: Any = "host"
+    pre: Any = "host"  # ... and loaded (a user's step is its function)
+    post: Any = "host"
 
     @property
     def by_sync_mode(self) -> dict[str, list[Variant]]:
@@ -94,16 +153,20 @@ def make_plan(requested: RunConfig) -> RunPlan:
     hint = "engine" if spec and Path(spec).suffix.lower() in ENGINE_SUFFIXES else "onnx"
     backend_name = resolve_backend(requested.backend, model_kind=hint)
     cls = backend_class(backend_name)
-    config = resolve(requested, cls.device_kind)
+    from tracegen.prepost.pipeline import load_user_steps, resolve_modes
+
+    config = resolve(with_arrival_defaults(requested), cls.device_kind)
     model = load_model(config.model)
     if config.backend == "auto" and model.kind == "engine" and backend_name != "tensorrt":
         backend_name, cls = "tensorrt", backend_class("tensorrt")
     check_requirements(cls)
     check_options(config, cls, model)
+    pre_spec, post_spec = resolve_modes(config.preprocess, config.postprocess, gpu=cls.device_kind != "host")
+    pre, post = load_user_steps(pre_spec, post_spec)
     variants = plan_variants(config)
     if not variants:
         raise ConfigError("the options select no variants", "give at least one --scenario")
-    plan = RunPlan(config, model, backend_name, cls, variants)
+    plan = RunPlan(config, model, backend_name, cls, variants, pre_spec, post_spec, pre, post)
     check_size(plan)
     return plan
 
@@ -130,6 +193,7 @@ def check_options(c: RunConfig, cls: type[Backend], model: ModelSource) -> None:
             raise ConfigError("--sync-mode applies to GPU backends (how the host waits for the GPU)", "leave it out on the CPU")
         if "idle" in c.scenarios and "keepalive" in c.pacing:
             raise ConfigError("--pacing keepalive needs a GPU backend", "use --pacing sleep,spin on the CPU")
+    check_arrivals(c, cls)
     fixed = model.input_shape[0] if model.input_shape else None
     if isinstance(fixed, int) and fixed > 0:
         sizes = set(c.batch_sizes if "batch" in c.scenarios else ()) | ({c.idle_batch} if "idle" in c.scenarios else set())
@@ -138,6 +202,23 @@ def check_options(c: RunConfig, cls: type[Backend], model: ModelSource) -> None:
                 f"model {model.spec} has a fixed batch size of {fixed}",
                 f"use --batch-sizes {fixed} --idle-batch {fixed}, or export the model with a dynamic batch dimension",
             )
+
+
+def check_arrivals(c: RunConfig, cls: type[Backend]) -> None:
+    from tracegen.run.arrivals import parse_arrival
+    from tracegen.run.schedule import parse_schedule
+
+    arrival = parse_arrival(c.arrival)
+    schedule = c.schedule
+    if (schedule or c.fps) and "idle" not in c.scenarios:
+        raise ConfigError("--fps and --schedule pace the idle scenario, which this run leaves out",
+                          "add --scenario idle")
+    if schedule:
+        sched = parse_schedule(schedule)
+        if cls.device_kind == "host" and "keepalive" in sched.pacings:
+            raise ConfigError("--schedule uses keepalive, which needs a GPU backend", "use sleep or spin on the CPU")
+    if arrival.kind == "fps":
+        raise ConfigError("frame-rate pacing is its own option", "use --fps 30")
 
 
 # Bytes of one step row in the part files (measured: ~9 B merged, zstd; parts compress less),

@@ -11,9 +11,11 @@ from typing import Any
 
 import tracegen
 from tracegen.backends.base import ModelSource
+from tracegen.prepost.pipeline import describe, step_order
 from tracegen.run.loop import Chunk
 from tracegen.run.plan import RunPlan, Variant, variants_frame
 from tracegen.run.signals import StopSignals
+from tracegen.run.variant_pacing import arrivals_manifest
 from tracegen.trace import schema as S
 from tracegen.trace.liveness import Heartbeat, process_facts
 from tracegen.trace.manifest import host_info, library_versions
@@ -42,7 +44,8 @@ def manifest_for(plan: RunPlan, run_id: str, command: list[str]) -> dict[str, An
         "libraries": library_versions(),
         "model": plan.model.manifest(),
         "pipeline": {
-            "steps": list(S.STEP_ORDER if gpu else ("idle", "preprocess", "infer", "postprocess")),
+            "steps": step_order(plan.pre, plan.post, gpu),
+            **describe(plan.pre_spec, plan.post_spec),
             "not_applicable": {} if gpu else {
                 "h2d": "CPU backend: the input already lives in host memory",
                 "d2h": "CPU backend: the output is written to host memory",
@@ -50,6 +53,7 @@ def manifest_for(plan: RunPlan, run_id: str, command: list[str]) -> dict[str, An
             },
         },
         "clock": "host times are time.perf_counter_ns since run start; GPU times from CUDA events",
+        "arrivals": arrivals_manifest(plan.variants),
         "variants_planned": len(plan.variants),
         "flush": {"every_iterations": c.flush_every, "every_seconds": c.flush_seconds},
         "process": process_facts(),

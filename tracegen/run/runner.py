@@ -17,7 +17,6 @@ from tracegen.errors import TracegenError
 from tracegen.run.config import RunConfig
 from tracegen.run.inputs import FrameSource
 from tracegen.run.loop import TimedLoop
-from tracegen.run.pacing import make_pacer
 from tracegen.run.plan import RunPlan, Variant, make_plan
 from tracegen.run.progress import ProgressBar
 from tracegen.run.record import RunRecord, new_run_id
@@ -25,6 +24,7 @@ from tracegen.run.result import RunResult
 from tracegen.run.session import Telemetry, engine, prepared
 from tracegen.run.signals import StopSignals
 from tracegen.run.steps import plan_steps
+from tracegen.run.variant_pacing import make_variant_pacer, run_eta
 from tracegen.telemetry import cpu as cpu_telemetry
 from tracegen.telemetry.nvtx import Ranges
 
@@ -63,7 +63,8 @@ class Runner:
         groups = {mode: todo for mode, variants in plan.by_sync_mode.items()
                   if (todo := [v for v in variants if v.variant_id not in completed])}
         try:
-            with ProgressBar(self.console, self.show_progress, len(plan.variants), len(completed)) as bar:
+            eta = run_eta([v for v in plan.variants if v.variant_id not in completed], plan.config.seed)
+            with ProgressBar(self.console, self.show_progress, len(plan.variants), eta, len(completed)) as bar:
                 for mode, variants in groups.items():
                     with engine(plan, mode) as (device, backend):
                         if record is None:  # the run directory appears once a backend is up
@@ -95,35 +96,45 @@ class Runner:
                  telemetry: Telemetry, bar: ProgressBar) -> None:
         config = plan.config
         with prepared(backend, v.batch, v.launch) as bindings:
-            frames = FrameSource(tuple(bindings.host_input.shape[1:]), seed=config.seed)
-            steps = plan_steps(v, device, backend, bindings, frames, make_pacer(v.pacing, v.idle_ms, device))
-            total = v.warmup + v.iterations
-            telemetry.set_variant(v.variant_id)
-            record.variant_status(v, 0, "running")
-            task = bar.start_variant(v, total)
-
-            def progress(done: int, core: int) -> None:
-                bar.advance(task, done)
-                if core >= 0:
-                    telemetry.cpu.last_core = core  # lets telemetry read this core's clock
-
-            loop = TimedLoop(steps, device.timer, flush=lambda chunk, rows: record.flush(chunk, rows, v, telemetry.drain()),
-                             flush_every=config.flush_every, flush_seconds=config.flush_seconds, ranges=self.ranges,
-                             current_core=cpu_telemetry.current_core, progress=progress)
-            self.ranges.push_variant(v.name)
+            frames = FrameSource(tuple(bindings.host_input.shape[1:]), seed=config.seed).frames
+            pacer = make_variant_pacer(v, device, config.seed)
+            steps, pipe = plan_steps(v, device, backend, bindings, frames, pacer, plan.pre, plan.post)
             try:
-                loop.run(total)
-            except KeyboardInterrupt:
-                record.variant_status(v, loop.done, "interrupted")
-                bar.end_variant(task, v, loop.done, interrupted=True)
-                raise
-            except BaseException:
-                record.variant_status(v, loop.done, "failed")
-                raise
+                self._loop(config, v, steps, device, record, telemetry, bar)
             finally:
-                self.ranges.pop()
-            record.variant_status(v, loop.done, "complete")
-            bar.end_variant(task, v, loop.done, work_ns=loop.work_ns)
+                device.synchronize()  # nothing of this variant in flight when its buffers go
+                pipe.close()
+
+    def _loop(self, config: RunConfig, v: Variant, steps, device: Device, record: RunRecord, telemetry: Telemetry,
+              bar: ProgressBar) -> None:
+        total = v.warmup + v.iterations
+        telemetry.set_variant(v.variant_id)
+        record.variant_status(v, 0, "running")
+        task = bar.start_variant(v, total)
+        loop: TimedLoop
+
+        def progress(done: int, row: int) -> None:
+            if row >= 0:
+                telemetry.cpu.last_core = int(loop.chunk.core[row, 0])  # lets telemetry read this core's clock
+            bar.advance(task, done, v, loop.recent_work_s(row, max(1, total // 100)))
+
+        loop = TimedLoop(steps, device.timer, flush=lambda chunk, rows: record.flush(chunk, rows, v, telemetry.drain()),
+                         flush_every=config.flush_every, flush_seconds=config.flush_seconds, ranges=self.ranges,
+                         current_core=cpu_telemetry.current_core, progress=progress)
+        self.ranges.push_variant(v.name)
+        try:
+            loop.run(total)
+        except KeyboardInterrupt:
+            record.variant_status(v, loop.done, "interrupted")
+            bar.end_variant(task, v, loop.done, interrupted=True)
+            raise
+        except BaseException:
+            record.variant_status(v, loop.done, "failed")
+            raise
+        finally:
+            self.ranges.pop()
+        record.variant_status(v, loop.done, "complete")
+        bar.end_variant(task, v, loop.done, work_ns=loop.work_ns)
 
 
 def run_benchmark(config: RunConfig | None, *, command: list[str] | None = None, console=None, progress: bool = True,
