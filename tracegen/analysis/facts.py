@@ -53,6 +53,7 @@ class Facts:
     samples: pl.DataFrame | None = None  # attribution.samples_to_iterations
     iter_telemetry: pl.DataFrame | None = None  # attribution.iteration_telemetry
     budget_ms: float | None = None
+    nsys: Any = None  # trace.nsys_tables.NsysTables after `tracegen nsys-import`, else None
 
 
 # -- building the facts ----------------------------------------------------------------------------
@@ -111,8 +112,14 @@ def collect_facts(run: Any, *, budget_ms: float | None = None) -> Facts:
         run_id=run.id, manifest=run.manifest, variants=run.variants, iters=iters, stats=stats,
         tiers=tier_objs, tier_summaries=tiers, changepoints=changepoints, scaling=scaling,
         attribution=attribution, telemetry=run.telemetry, samples=samples, iter_telemetry=per_iter_tel,
-        budget_ms=budget_ms,
+        budget_ms=budget_ms, nsys=_nsys_tables(run),
     )
+
+
+def _nsys_tables(run: Any) -> Any:
+    from tracegen.trace.nsys_tables import read_nsys_tables
+
+    return read_nsys_tables(run.path, run.manifest) if getattr(run, "path", None) is not None else None
 
 
 # -- accessors the rules share -------------------------------------------------------------------------

@@ -134,6 +134,7 @@ class RunPlan:
     post_spec: Any = "host"
     pre: Any = "host"  # ... and loaded (a user's step is its function)
     post: Any = "host"
+    notes: tuple[str, ...] = ()  # what the user should know before the run starts (rich markup)
 
     @property
     def by_sync_mode(self) -> dict[str, list[Variant]]:
@@ -161,12 +162,20 @@ def make_plan(requested: RunConfig) -> RunPlan:
         backend_name, cls = "tensorrt", backend_class("tensorrt")
     check_requirements(cls)
     check_options(config, cls, model)
-    pre_spec, post_spec = resolve_modes(config.preprocess, config.postprocess, gpu=cls.device_kind != "host")
+    from tracegen.optional import available
+
+    gpu = cls.device_kind != "host"
+    device_ok = gpu and available("cupy")
+    pre_spec, post_spec = resolve_modes(config.preprocess, config.postprocess, gpu=gpu, device_ok=device_ok)
+    notes = ()
+    if gpu and not device_ok and None in (config.preprocess, config.postprocess):
+        notes = ("[yellow]CuPy is not installed: pre/postprocessing run on the host "
+                 "(pip install cupy-cuda12x or cupy-cuda13x for device pre/postprocessing)[/]",)
     pre, post = load_user_steps(pre_spec, post_spec)
     variants = plan_variants(config)
     if not variants:
         raise ConfigError("the options select no variants", "give at least one --scenario")
-    plan = RunPlan(config, model, backend_name, cls, variants, pre_spec, post_spec, pre, post)
+    plan = RunPlan(config, model, backend_name, cls, variants, pre_spec, post_spec, pre, post, notes)
     check_size(plan)
     return plan
 

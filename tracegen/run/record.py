@@ -11,6 +11,7 @@ from typing import Any
 
 import tracegen
 from tracegen.backends.base import ModelSource
+from tracegen.prepost.host import host_library
 from tracegen.prepost.pipeline import describe, step_order
 from tracegen.run.loop import Chunk
 from tracegen.run.plan import RunPlan, Variant, variants_frame
@@ -46,6 +47,7 @@ def manifest_for(plan: RunPlan, run_id: str, command: list[str]) -> dict[str, An
         "pipeline": {
             "steps": step_order(plan.pre, plan.post, gpu),
             **describe(plan.pre_spec, plan.post_spec),
+            "host_library": host_library() if plan.pre_spec == "host" else None,
             "not_applicable": {} if gpu else {
                 "h2d": "CPU backend: the input already lives in host memory",
                 "d2h": "CPU backend: the output is written to host memory",

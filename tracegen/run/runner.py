@@ -65,6 +65,8 @@ class Runner:
         try:
             eta = run_eta([v for v in plan.variants if v.variant_id not in completed], plan.config.seed)
             with ProgressBar(self.console, self.show_progress, len(plan.variants), eta, len(completed)) as bar:
+                for note in plan.notes:
+                    bar.say(note)
                 for mode, variants in groups.items():
                     with engine(plan, mode) as (device, backend):
                         if record is None:  # the run directory appears once a backend is up
