@@ -64,6 +64,15 @@ class ModelSource:
     def output_name(self) -> str:
         return self.signature.outputs[0].name if self.signature.outputs else ""
 
+    @property
+    def output_shape(self) -> tuple:
+        first = self.signature.outputs[0] if self.signature.outputs else None
+        return tuple(first.shape) if first is not None and first.shape is not None else ()
+
+    @property
+    def output_dtype(self) -> str:
+        return (self.signature.outputs[0].dtype or "") if self.signature.outputs else ""
+
     def with_plan(self, plan: InputPlan) -> "ModelSource":
         from dataclasses import replace
 

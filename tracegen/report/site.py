@@ -262,6 +262,9 @@ class RunPage:
         from tracegen.importers.sections import page_sections  # origin and layer table (importers' hook)
 
         sections.update(page_sections(self.run))
+        from tracegen.importers.nsys_page import kernels_section  # GPU kernels from nsys (nsys helper's hook)
+
+        sections["kernels_info"] = kernels_section(self.run, self.findings, self.charts)
         return render("run.html", run=self.summary, manifest=m, stats=self.stats.to_dicts(), note=self.note,
                       analysis_available=self.analysis is not None, environment=environment_rows(m),
                       reproduce=reproduce(m), budget_ms=self.budget_ms, root="../../",
