@@ -8,6 +8,8 @@ costs a few hundred nanoseconds (see benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import os
+
 DOMAIN = "tracegen"
 _COLORS = {
     "variant": "purple",
@@ -24,6 +26,15 @@ _COLORS = {
 
 class Ranges:
     """Push/pop NVTX ranges with attributes prepared once, outside the timed loop."""
+
+    def __new__(cls, *args, **kwargs):
+        # Under `tracegen run --nsys` with a focused capture the child's ranges also start and stop
+        # the profiler (tracegen.telemetry.nsys_capture); everywhere else this is plain Ranges.
+        if cls is Ranges and os.environ.get("TRACEGEN_NSYS_CAPTURE"):
+            from tracegen.telemetry.nsys_capture import CaptureRanges
+
+            cls = CaptureRanges
+        return super().__new__(cls)
 
     def __init__(self, enabled: bool = True):
         self._domain = None
