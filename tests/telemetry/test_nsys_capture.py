@@ -112,7 +112,7 @@ def test_no_capture_options_plain_ranges(monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     assert type(Ranges()) is Ranges
     monkeypatch.setenv(ENV, CaptureSpec(iterations=((1, 2),)).to_env())
-    monkeypatch.setattr("tracegen.telemetry.nsys_capture._Profiler", lambda: FakeProfiler(Log()))
+    monkeypatch.setattr("tracegen.telemetry.nvtx._Profiler", lambda: FakeProfiler(Log()))
     r = Ranges()
     assert isinstance(r, CaptureRanges) and r.spec.iterations == ((1, 2),)
 

@@ -3,7 +3,7 @@ the chosen variants and iterations, so a long idle-delay run does not make a hug
 
 How: nsys runs with ``--capture-range=cudaProfilerApi --capture-range-end=repeat``, so it
 collects only between ``cuProfilerStart`` and ``cuProfilerStop``. The benchmark (a child process)
-finds the spec in ``TRACEGEN_NSYS_CAPTURE`` and its NVTX ranges (``CaptureRanges``) start the
+finds the spec in ``TRACEGEN_NSYS_CAPTURE`` and its NVTX ranges (``telemetry.nvtx.CaptureRanges``) start the
 profiler just before a chosen iteration's range opens and stop it when the run leaves the chosen
 iterations. Because the variant's own range opened before the capture began, a copy of it is
 pushed inside each capture window, so the report still names the variant of every iteration.
@@ -15,18 +15,11 @@ windows that begin a few iterations before the ones to look at.
 
 from __future__ import annotations
 
-import ctypes
-import fnmatch
-import json
-import os
 import re
-from dataclasses import dataclass
 
 from tracegen.errors import ConfigError
 from tracegen.params import _Typed
-from tracegen.telemetry.nvtx import Ranges
-
-ENV = "TRACEGEN_NSYS_CAPTURE"
+from tracegen.telemetry.nvtx import CAPTURE_ENV as ENV, CaptureRanges, CaptureSpec  # noqa: F401 - re-exported
 NSYS_ARGS = ("--capture-range=cudaProfilerApi", "--capture-range-end=repeat")
 
 
@@ -74,105 +67,9 @@ class Globs(_Typed):
         return out
 
 
-@dataclass(frozen=True)
-class CaptureSpec:
-    variants: tuple[str, ...] = ()  # globs over variant names; empty = every variant
-    iterations: tuple[tuple[int, int], ...] = ()  # inclusive ranges; empty = every iteration
-
-    @property
-    def active(self) -> bool:
-        return bool(self.variants or self.iterations)
-
-    def variant(self, name: str) -> bool:
-        return not self.variants or any(fnmatch.fnmatchcase(name, g) for g in self.variants)
-
-    def iteration(self, i: int) -> bool:
-        return not self.iterations or any(a <= i <= b for a, b in self.iterations)
-
-    def to_env(self) -> str:
-        return json.dumps({"variants": list(self.variants), "iterations": [list(r) for r in self.iterations]})
-
-    @classmethod
-    def from_env(cls, text: str) -> "CaptureSpec":
-        d = json.loads(text)
-        return cls(tuple(d.get("variants") or ()), tuple(tuple(r) for r in d.get("iterations") or ()))
-
-    @classmethod
-    def from_config(cls, config) -> "CaptureSpec":
-        return cls(tuple(getattr(config, "nsys_variants", None) or ()), tuple(getattr(config, "nsys_iterations", None) or ()))
-
-
 def check_matches(spec: CaptureSpec, names: list[str]) -> None:
     """Refuse variant patterns that match none of the planned variants (the report would be empty)."""
     if spec.variants and not any(spec.variant(n) for n in names):
         raise ConfigError(f"--nsys-variants {','.join(spec.variants)} matches none of the variants "
                           f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})",
                           "use * around part of a name, e.g. --nsys-variants '*20ms-sleep*'")
-
-
-class _Profiler:
-    """cuProfilerStart / cuProfilerStop of the CUDA driver (the current context: the runner's)."""
-
-    def __init__(self):
-        try:
-            self.lib = ctypes.CDLL("libcuda.so.1")
-        except OSError:
-            raise ConfigError("--nsys-variants / --nsys-iterations need a CUDA GPU (libcuda.so.1 was not found)",
-                              "run without them on this machine, or record on a GPU") from None
-
-    def start(self) -> None:
-        self.lib.cuProfilerStart()
-
-    def stop(self) -> None:
-        self.lib.cuProfilerStop()
-
-
-class CaptureRanges(Ranges):
-    """tracegen's NVTX ranges, plus profiler start/stop around the chosen iterations."""
-
-    def __init__(self, enabled: bool = True, spec: CaptureSpec | None = None, profiler=None):
-        super().__init__(enabled)
-        self.spec = spec or CaptureSpec.from_env(os.environ[ENV])
-        self.profiler = profiler or _Profiler()
-        self._depth = 0  # ranges the runner pushed and has not popped
-        self._variant: str | None = None
-        self._wanted = False
-        self.capturing = False
-        self.windows = 0  # capture windows opened
-
-    def push_variant(self, name: str) -> None:
-        self._variant, self._wanted = name, self.spec.variant(name)
-        super().push_variant(name)
-        self._depth += 1
-
-    def push_iteration(self, index: int) -> None:
-        want = self._wanted and self.spec.iteration(index)
-        if want and not self.capturing:
-            self._start()
-        elif not want and self.capturing:
-            self._stop()
-        super().push_iteration(index)
-        self._depth += 1
-
-    def push_step(self, step: str) -> None:
-        super().push_step(step)
-        self._depth += 1
-
-    def pop(self) -> None:
-        if self._depth == 1 and self.capturing:  # the variant range closes: end its window first
-            self._stop()
-        super().pop()
-        self._depth = max(0, self._depth - 1)
-
-    def _start(self) -> None:
-        self.profiler.start()
-        if self._variant is not None:
-            super().push_variant(self._variant)  # the copy inside the window (see the module docstring)
-        self.capturing = True
-        self.windows += 1
-
-    def _stop(self) -> None:
-        if self._variant is not None:
-            super().pop()
-        self.profiler.stop()
-        self.capturing = False
