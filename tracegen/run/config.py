@@ -21,6 +21,7 @@ from tracegen.backends.registry import BACKEND_CHOICES
 from tracegen.errors import ConfigError
 from tracegen.params import CommaList, Count, Number, OneOf, OutputDir, PlainName
 from tracegen.run.options import OptionSpec, device_defaults, option
+from tracegen.telemetry.nsys_capture import Globs, IterationRanges
 from tracegen.run.pipeline_options import ArrivalPattern, ScheduleSpec, StepPlace
 from tracegen.trace import schema as S
 
@@ -126,6 +127,12 @@ class RunConfig:
     nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt "
                         "--cuda-graph-trace=node` and keep the `.nsys-rep` in the run (`tracegen nsys-import RUN_DIR` "
                         "reads it)", is_flag=True)
+    nsys_variants: tuple[str, ...] | None = option(
+        None, Globs(), "focused `--nsys` capture: record only the variants whose name matches one of these shell "
+        "patterns (implies `--nsys`)", default_text="every variant")
+    nsys_iterations: tuple[tuple[int, int], ...] | None = option(
+        None, IterationRanges(), "focused `--nsys` capture: record only these iterations of each recorded variant, "
+        "numbered as in steps.parquet (warm-up first; implies `--nsys`)", default_text="every iteration")
     telemetry_ms: float = option(50.0, Number(1, MS_MAX, unit="ms", example="50"), "telemetry sampling interval in ms")
     flush_every: int = option(500, Count(1, example="500"), "write the recorded steps to disk every N iterations "
                               "(or every `--flush-seconds`, whichever comes first)")
