@@ -28,14 +28,8 @@ from typing import Any
 
 from tracegen.analysis import explain as X
 from tracegen.analysis import mitigations as M
-from tracegen.analysis.attribution import (
-    REASON_BITS,
-    REASON_LABELS,
-    component_label,
-    contrast,
-    find_baseline,
-    find_sibling,
-)
+from tracegen.analysis.attribution import component_label, contrast, find_baseline, find_sibling
+from tracegen.analysis.clocks import REASON_BITS, REASON_LABELS
 from tracegen.analysis.facts import Facts, gap_label, max_sm_clock, name, paced_ids, row, stat
 from tracegen.analysis.model import Mitigation
 from tracegen.units import ms_text, pct_text
@@ -136,7 +130,7 @@ def _host(f: Facts, r: dict, E: float | None, case: dict) -> Line | None:
         else:
             text = f"the host waking up is a small part: busy-waiting (CPU wake-up) removes only {pct_text(r0)} of it"
         ev = (f"spin {ms_text(c['alt_p50_ms'])} vs {r['pacing']} {ms_text(c['ref_p50_ms'])} p50; removes "
-              f"{pct_text(r0)} of the gap's extra time")
+              f"{pct_text(share)} of the gap's extra time")
         return Line("host wake-up", f"{r['pacing']} vs spin", share, True, text + "." + freq, spin, ev)
     comps = case["decomposition"].get("components_ms", {})
     host = sum(max(0.0, comps.get(k, 0.0)) for k in ("preprocess", "postprocess", "sync_wait"))
@@ -201,7 +195,7 @@ def _launch(f: Facts, r: dict, E: float | None) -> Line | None:
                 if r0 < 0.05 else
                 f"the launch path is a small part: a CUDA graph (launch overhead) removes only {pct_text(r0)} of it")
         ev = (f"graph {ms_text(c['alt_p50_ms'])} vs eager {ms_text(c['ref_p50_ms'])} p50 at the same gap; removes "
-              f"{pct_text(r0)} of the gap's extra time")
+              f"{pct_text(share)} of the gap's extra time")
         return Line("launch path", "eager vs graph", share, True, text + ".", g, ev)
     if r["launch"] == "graph":
         e = _sibling(f, vid, launch="eager")
