@@ -101,11 +101,18 @@ def report(runs, out, budget_ms) -> None:
     from tracegen.report.site import build_site
     from tracegen.trace.reader import find_runs
 
+    from tracegen.report.site import EXIT_SKIPPED
+
     run_dirs = find_runs(list(runs) or [Path("runs")])
     result = build_site(run_dirs, out, budget_ms=budget_ms)
     console = _console()
     _print_findings(console, result)
-    console.print(f"site: {result.index}  ({len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''})")
+    reused = f", {len(result.reused)} unchanged" if getattr(result, "reused", None) else ""
+    console.print(f"site: {result.index}  ({len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''}{reused})")
+    for s in getattr(result, "skipped", []):
+        click.echo(f"tracegen: skipped {s.id}: {s.problem}", err=True)
+    if getattr(result, "skipped", None):
+        sys.exit(EXIT_SKIPPED)  # the site is written; some runs are listed as skipped
 
 
 def _print_findings(console, result) -> None:
@@ -151,6 +158,11 @@ def analyze(run_dir, as_json, budget_ms, fail_on) -> None:
         threshold = SEVERITY_ORDER.index(fail_on)
         if any(SEVERITY_ORDER.index(f.severity) <= threshold for f in result.findings):
             sys.exit(1)
+
+
+from tracegen.report.commands import compare  # noqa: E402 - command modules register here
+
+cli.add_command(compare)
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -156,8 +156,9 @@ def _with_conveniences(summary: dict, t: Any, baseline: float | None, numbers: n
     return out
 
 
-def collect_facts(run: Any, *, budget_ms: float | None = None):
-    """Everything the rules read about ``run`` (a ``trace.reader.Run``), as ``rules.Facts``."""
+def collect_facts(run: Any, *, budget_ms: float | None = None, iters: pl.DataFrame | None = None):
+    """Everything the rules read about ``run`` (a ``trace.reader.Run``), as ``rules.Facts``;
+    ``iters`` is ``stats.iterations(run.steps)`` when the caller already has it (the report)."""
     from tracegen.analysis import rules as R
     from tracegen.analysis.attribution import (
         attribute,
@@ -169,7 +170,7 @@ def collect_facts(run: Any, *, budget_ms: float | None = None):
     from tracegen.analysis.stats import iterations, variant_stats
     from tracegen.analysis.tiers import detect_tiers, tier_summary
 
-    iters = iterations(run.steps)
+    iters = iterations(run.steps) if iters is None else iters
     stats = variant_stats(run.variants, iters)
     measured = iters.filter(~pl.col("warmup")) if iters.height else iters
     changepoints: dict[int, list[int]] = {}
@@ -201,12 +202,12 @@ def collect_facts(run: Any, *, budget_ms: float | None = None):
     )
 
 
-def analyze(run: Any, *, budget_ms: float | None = None) -> Analysis:
+def analyze(run: Any, *, budget_ms: float | None = None, iters: pl.DataFrame | None = None) -> Analysis:
     """Analyse one run (``trace.reader.Run``): statistics, change points and tiers of every
     variant's measured latency, batch scaling, attribution, and the findings of every rule."""
     from tracegen.analysis.rules import run_rules
 
-    facts = collect_facts(run, budget_ms=budget_ms)
+    facts = collect_facts(run, budget_ms=budget_ms, iters=iters)
     return Analysis(run_id=facts.run_id, findings=sort_findings(run_rules(facts)), stats=facts.stats,
                     tiers=facts.tier_summaries, changepoints=facts.changepoints, scaling=facts.scaling,
                     attribution=facts.attribution)
