@@ -71,8 +71,8 @@ def bare_loop(model_bytes: bytes, shape, precision: str, launch: str, iterations
 
 
 def tracegen_loop(model: str, precision: str, launch: str, iterations: int, warmup: int, out: Path, rep, batch: int = 1):
-    from tracegen.config import build_config
-    from tracegen.runner import run_benchmark
+    from tracegen.run.config import build_config
+    from tracegen.run.runner import run_benchmark
     from tracegen.trace.reader import read_run
 
     config = build_config(flags=dict(model=model, backend="torch", precision=precision, scenarios="idle",
@@ -87,7 +87,7 @@ def tracegen_loop(model: str, precision: str, launch: str, iterations: int, warm
 @contextmanager
 def _arm(name: str):
     """Swap parts of tracegen's instrumentation out for one ablation arm."""
-    import tracegen.runner as runner_mod
+    import tracegen.run.runner as runner_mod
     import tracegen.telemetry.nvml as nvml_mod
     from tracegen.telemetry.nvtx import Ranges
 

@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tracegen.backends.base import HostDevice  # noqa: E402
 from tracegen.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from tracegen.config import build_config  # noqa: E402
-from tracegen.frames import FrameSource, top_k  # noqa: E402
+from tracegen.run.config import build_config  # noqa: E402
+from tracegen.run.inputs import FrameSource, top_k  # noqa: E402
 from tracegen.models.source import load_model  # noqa: E402
-from tracegen.runner import run_benchmark  # noqa: E402
+from tracegen.run.runner import run_benchmark  # noqa: E402
 from tracegen.trace.reader import read_run  # noqa: E402
 
 

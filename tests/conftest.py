@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from tracegen.config import build_config
-from tracegen.runner import run_benchmark
+from tracegen.run import build_config
+from tracegen.run import run_benchmark
 
 SMALL_RUN_FLAGS = dict(
     model="builtin:tiny", backend="onnxruntime", batch_sizes="1,2,4", idle_ms="0,5", pacing="sleep,spin",

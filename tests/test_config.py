@@ -1,6 +1,6 @@
 import pytest
 
-from tracegen.config import CPU_DEFAULTS, GPU_DEFAULTS, build_config, load_toml, resolve
+from tracegen.run.config import CPU_DEFAULTS, GPU_DEFAULTS, build_config, load_toml, resolve
 from tracegen.errors import ConfigError
 
 

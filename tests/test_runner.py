@@ -4,9 +4,9 @@ import polars as pl
 import pytest
 
 from tracegen.analysis.stats import iterations
-from tracegen.config import build_config
+from tracegen.run import build_config
 from tracegen.errors import ConfigError, ModelError
-from tracegen.runner import run_benchmark
+from tracegen.run import run_benchmark
 from tracegen.trace.reader import read_run
 
 from tests.conftest import SMALL_RUN_FLAGS

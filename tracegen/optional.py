@@ -24,6 +24,9 @@ _HINTS: dict[str, tuple[str, str]] = {
     "nvtx": ("pip install nvtx", "NVTX ranges"),
     "vl_convert": ("pip install vl-convert-python", "inlining the Vega JavaScript into report pages"),
     "altair": ("pip install altair", "report charts"),
+    "cupy": ("pip install cupy-cuda12x (or cupy-cuda13x, to match the CUDA driver)",
+             "device pre/postprocessing (--preprocess device)"),
+    "cv2": ("pip install opencv-python-headless", "fast host preprocessing"),
 }
 
 

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 
 from tracegen.analysis.stats import iterations
-from tracegen.config import build_config
-from tracegen.runner import run_benchmark
+from tracegen.run import build_config
+from tracegen.run import run_benchmark
 from tracegen.trace.reader import read_run
 
 pytestmark = pytest.mark.gpu

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracegen.config import build_config
+from tracegen.run import build_config
 from tracegen.errors import TracegenError
 from tracegen.telemetry import nsys
 

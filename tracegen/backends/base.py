@@ -131,6 +131,10 @@ class Bindings:
     host_output: np.ndarray
     copy_in: Callable[[], None] | None = None
     copy_out: Callable[[], None] | None = None
+    # Device addresses of the model's input and output (GPU backends), for device pre/post-
+    # processing (tracegen.prepost.device); the output's is a callable: it may move per launch.
+    device_input: int | None = None
+    device_output: Callable[[], int] | None = None
 
 
 class Backend(ABC):

@@ -212,7 +212,8 @@ class TensorRTBackend(Backend):
         host_output, d_first = outputs[0]
         return Bindings(batch=batch, host_input=host_input, host_output=host_output,
                         copy_in=dev.copy_to_device(int(d_in), host_input),
-                        copy_out=dev.copy_to_host(host_output, lambda: int(d_first)))
+                        copy_out=dev.copy_to_host(host_output, lambda: int(d_first)),
+                        device_input=int(d_in), device_output=lambda: int(d_first))
 
     def enqueue(self) -> None:
         self._enqueue()

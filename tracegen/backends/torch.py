@@ -99,7 +99,8 @@ class TorchBackend(Backend):
         self._forward = enqueue
         return Bindings(batch=batch, host_input=host_input, host_output=host_output,
                         copy_in=dev.copy_to_device(d_in.data_ptr(), host_input),
-                        copy_out=dev.copy_to_host(host_output, lambda: self._out.data_ptr()))
+                        copy_out=dev.copy_to_host(host_output, lambda: self._out.data_ptr()),
+                        device_input=d_in.data_ptr(), device_output=lambda: self._out.data_ptr())
 
     def _capture(self, forward) -> None:
         torch = self.torch

@@ -87,9 +87,12 @@ def print_compare(console: Any, cmp: dict[str, Any], regressed: list[dict[str, A
     """The comparison as a terminal table (rich)."""
     from rich.table import Table
 
+    from tracegen.cli.output import markup as m_
+
     a, b = cmp["a"], cmp["b"]
-    console.print(f"[bold]A[/] {a['id']}: {a['model']} on {a['device']} ({a['backend']} {a.get('precision') or ''})")
-    console.print(f"[bold]B[/] {b['id']}: {b['model']} on {b['device']} ({b['backend']} {b.get('precision') or ''})")
+    for name, s in (("A", a), ("B", b)):
+        console.print(f"[bold]{name}[/] {m_(s['id'])}: {m_(s['model'])} on {m_(s['device'])} "
+                      f"({m_(s['backend'])} {m_(s.get('precision') or '')})")
     table = Table(show_edge=False, pad_edge=False)
     for col, just in (("variant", "left"), ("p50 A ms", "right"), ("p50 B ms", "right"), ("p50", "right"),
                       ("p99", "right"), ("B-A median ms [95 %]", "right"), ("p", "right"), ("verdict", "left")):
@@ -100,22 +103,22 @@ def print_compare(console: Any, cmp: dict[str, Any], regressed: list[dict[str, A
         diff = "–" if v.get("median_diff_ms") is None else f"{v['median_diff_ms']:+.3g} [{ci[0]:+.3g}, {ci[1]:+.3g}]"
         p = "–" if v.get("p_value") is None else f"{v['p_value']:.1g}"
         verdict = v["verdict"]
-        table.add_row(v["label"], f"{m['p50_ms']['a']:.3f}", f"{m['p50_ms']['b']:.3f}", _pct(m["p50_ms"]["change_pct"]),
+        table.add_row(m_(v["label"]), f"{m['p50_ms']['a']:.3f}", f"{m['p50_ms']['b']:.3f}", _pct(m["p50_ms"]["change_pct"]),
                       _pct(m["p99_ms"]["change_pct"]), diff, p,
                       f"[{colour[verdict]}]{verdict}[/]" if verdict in colour else verdict)
     console.print(table)
     for side in ("only_a", "only_b"):
         if cmp[side]:
-            console.print(f"only in {side[-1].upper()}: " + "; ".join(cmp[side]))
+            console.print(f"only in {side[-1].upper()}: " + "; ".join(m_(x) for x in cmp[side]))
     for k, ab in (cmp.get("scaling") or {}).items():
         if ab["a"] != ab["b"]:
             console.print(f"batch scaling: {k.replace('_', ' ')} {ab['a']} -> {ab['b']}")
     f = cmp["findings"]
     for x in f["appeared"]:
-        console.print(f"[red]finding appeared[/] ({x['severity']}): {x['title']}")
+        console.print(f"[red]finding appeared[/] ({x['severity']}): {m_(x['title'])}")
     for x in f["disappeared"]:
-        console.print(f"[green]finding disappeared[/] ({x['severity']}): {x['title']}")
+        console.print(f"[green]finding disappeared[/] ({x['severity']}): {m_(x['title'])}")
     for x in f["changed"]:
-        console.print(f"finding {x['id']}: {x['severity_a']} -> {x['severity_b']}: {x['title']}")
+        console.print(f"finding {x['id']}: {x['severity_a']} -> {x['severity_b']}: {m_(x['title'])}")
     if regressed is not None:
         console.print(f"[red]{len(regressed)} regression(s)[/] beyond the threshold" if regressed else "no regression beyond the threshold")

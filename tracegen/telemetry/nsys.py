@@ -43,7 +43,7 @@ def nsys_command(nsys: str, output_base: Path, child: list[str]) -> list[str]:
 
 def run_under_nsys(config, argv: list[str], console=None):
     """Re-run ``tracegen run`` under nsys and move the report into the run directory."""
-    from tracegen.runner import RunResult
+    from tracegen.run.result import RunResult
     from tracegen.trace.reader import read_manifest
 
     nsys = nsys_path()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,11 @@ import polars as pl
 
 from tracegen.errors import TraceError
 from tracegen.trace import schema as S
+from tracegen.trace.liveness import writer_alive
 from tracegen.trace.migrate import migrate
+
+
+_MERGE_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -75,31 +80,47 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_table(run_dir: Path, name: str, parts: str | None, required: bool) -> pl.DataFrame | None:
+def _table_files(run_dir: Path, name: str, parts: str | None) -> list[Path] | None:
     path = Path(run_dir) / name
-    files: list[Path]
     if path.exists():
-        files = [path]
-    elif parts and (Path(run_dir) / parts).is_dir():
-        # The process died before merging its parts: every flushed part is still readable.
-        files = sorted((Path(run_dir) / parts).glob("part-*.parquet"))
-    elif required:
-        raise TraceError(f"{run_dir} has no {name}", "the run did not get far enough to record anything; re-run it")
-    else:
-        return None
-    frames = []
-    for f in files:
+        return [path]
+    if parts and (Path(run_dir) / parts).is_dir():
+        # Not merged (yet): the run is live, or died before merging; every flushed part reads.
+        return sorted((Path(run_dir) / parts).glob("part-*.parquet"))
+    return None
+
+
+def _read_table(run_dir: Path, name: str, parts: str | None, required: bool) -> pl.DataFrame | None:
+    for attempt in range(_MERGE_RETRIES):
+        files = _table_files(run_dir, name, parts)
+        if files is None:
+            if required:
+                raise TraceError(f"{run_dir} has no {name}", "the run did not get far enough to record anything; re-run it")
+            return None
         try:
-            frames.append(pl.read_parquet(f))
-        except Exception as exc:  # noqa: BLE001 - polars raises several kinds for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TraceError(
-                f"{f} is unreadable or truncated ({first})",
-                "re-run the benchmark; other runs are unaffected",
-            ) from None
-    if not frames:
-        return None
-    return pl.concat(frames, how="vertical_relaxed")
+            frames = [_read_parquet(f) for f in files]
+        except FileNotFoundError:
+            # The writer merged the parts into `name` (atomically) and removed them while we
+            # read: read again, the merged file is complete.
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        return pl.concat(frames, how="vertical_relaxed") if frames else None
+    raise TraceError(f"{run_dir / name} kept changing while being read", "read the run again once it has finished")
+
+
+def _read_parquet(f: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(f)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for bad files
+        if not f.exists():
+            raise FileNotFoundError(f) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TraceError(
+            f"{f} is unreadable or truncated ({first})",
+            "re-run the benchmark; other runs are unaffected",
+        ) from None
 
 
 def _validate(df: pl.DataFrame, schema: dict[str, pl.DataType], where: Path) -> pl.DataFrame:
@@ -129,7 +150,71 @@ def read_run(run_dir: Path) -> Run:
         raise TraceError(f"{run_dir} uses trace schema {exc}, which this tracegen cannot migrate", "re-run the benchmark") from None
     for name, schema in S.TABLE_SCHEMAS.items():
         tables[name] = _validate(tables[name], schema, run_dir / name)
-    if manifest.get("status") == "running" and not (run_dir / S.STEPS).exists():
-        # Nobody finished this run: the process was killed. Say so without touching the files.
-        manifest = {**manifest, "status": "interrupted", "error": manifest.get("error") or "the process ended without finishing the run"}
+    check_durations(tables[S.STEPS], run_dir / S.STEPS)
+    manifest, tables[S.VARIANTS] = _settle_status(run_dir, manifest, tables[S.VARIANTS], tables[S.STEPS])
     return Run(run_dir, manifest, tables[S.VARIANTS], tables[S.STEPS], tables[S.TELEMETRY])
+
+
+def check_durations(steps: pl.DataFrame, where: Path) -> None:
+    """Durations and times are non-negative nanoseconds; anything else is a damaged file (a
+    negative latency would otherwise become a finding)."""
+    for column in ("host_ns", "gpu_ns", "host_start_ns", "iteration"):
+        bad = steps.filter(pl.col(column) < 0)
+        if bad.height:
+            row = bad.row(0, named=True)
+            raise TraceError(
+                f"{where} has {bad.height} row(s) with a negative {column} (first: variant {row['variant_id']}, "
+                f"iteration {row['iteration']}, step {row['step']}: {row[column]})",
+                "the file is damaged or was not written by a working recorder; re-run the benchmark or the import")
+
+
+def _settle_status(run_dir: Path, manifest: dict, variants: pl.DataFrame, steps: pl.DataFrame):
+    """A manifest that says ``running`` is only believed while its writer is alive; otherwise the
+    run (and any variant row left ``running``) reads ``interrupted``, without touching the files."""
+    if manifest.get("status") != "running":
+        return manifest, variants
+    alive = writer_alive(run_dir, manifest)
+    if alive is None:  # no process facts (older runs, imports): only a merged run may be finishing
+        alive = (run_dir / S.STEPS).exists()
+    if alive:
+        return manifest, variants
+    proc = manifest.get("process") or {}
+    who = f" (pid {proc['pid']} on {proc.get('hostname', '?')})" if "pid" in proc else ""
+    manifest = {**manifest, "status": "interrupted",
+                "error": manifest.get("error") or f"the process{who} ended without finishing the run"}
+    counts = steps.group_by("variant_id").agg(pl.col("iteration").n_unique().cast(pl.Int32).alias("_n"))
+    variants = (variants.join(counts, on="variant_id", how="left")
+                .with_columns(pl.when(pl.col("status") == "running").then(pl.lit("interrupted"))
+                              .otherwise(pl.col("status")).alias("status"),
+                              pl.when(pl.col("status") == "running").then(pl.col("_n").fill_null(0))
+                              .otherwise(pl.col("completed")).alias("completed"))
+                .drop("_n").select(list(S.VARIANTS_SCHEMA)))
+    return manifest, variants
+
+
+def measured_iterations(run: Run) -> int:
+    return int(run.steps.filter(~pl.col("warmup")).select("variant_id", "iteration").n_unique()) if run.steps.height else 0
+
+
+def require_measurements(run: Run) -> None:
+    """Analysis of a run without one measured iteration would say "no findings": refuse it."""
+    if measured_iterations(run) == 0:
+        warm = int(run.steps.select("variant_id", "iteration").n_unique()) if run.steps.height else 0
+        raise TraceError(f"run {run.id} has no measured iterations ({warm} warm-up iterations recorded, status "
+                         f"{run.status})", "run more --iterations, or let the run get past its warm-up")
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """Status of a run for machine-readable output: is it complete, and if not, how far it got."""
+    v = run.variants
+    done = int((v["status"] == "complete").sum())
+    complete = run.status == "complete" and done == v.height
+    if complete:
+        note = "complete"
+    elif run.status == "running":
+        note = f"still running: {done} of {v.height} variants done"
+    else:
+        note = f"{run.manifest.get('error') or run.status}; {done} of {v.height} variants complete"
+    return {"status": run.status, "complete": complete, "error": run.manifest.get("error"), "note": note,
+            "variants_complete": done, "variants_planned": v.height, "measured_iterations": measured_iterations(run),
+            "resumed": run.manifest.get("resumed", [])}

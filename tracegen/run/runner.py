@@ -25,29 +25,20 @@ import polars as pl
 import tracegen
 from tracegen.backends.base import Backend, Bindings, Device, ModelSource, StepTimer
 from tracegen.backends.registry import backend_class, make_device, resolve_backend
-from tracegen.config import RunConfig, resolve
+from tracegen.run.config import RunConfig, resolve
 from tracegen.errors import BackendError, ConfigError, TracegenError
-from tracegen.frames import FrameSource, top_k
+from tracegen.run.inputs import FrameSource, top_k
 from tracegen.models.source import load_model
-from tracegen.pacing import make_pacer
+from tracegen.run.pacing import make_pacer
 from tracegen.telemetry import cpu as cpu_telemetry
 from tracegen.telemetry.nvtx import Ranges
 from tracegen.trace import schema as S
 from tracegen.trace.manifest import host_info, library_versions
 from tracegen.trace.writer import RunWriter, create_run_dir
-from tracegen.variants import Variant, plan_variants, variants_frame
+from tracegen.run.plan import Variant, plan_variants, variants_frame
+from tracegen.run.result import RunResult
 
 _STEP_CODE = {name: i for i, name in enumerate(S.STEP_ORDER)}
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    run_id: str
-    status: str  # complete | interrupted | failed
-    variants_done: int
-    iterations: int  # recorded, warm-up included
-    error: str | None = None
 
 
 class Interrupted(KeyboardInterrupt):

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from tracegen.config import RunConfig
+from tracegen.run.config import RunConfig
 from tracegen.trace.schema import VARIANTS_SCHEMA
 
 

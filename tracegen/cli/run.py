@@ -1,0 +1,71 @@
+"""``tracegen run``: its options are the fields of ``RunConfig`` (tracegen/run/config.py), plus
+the few below that belong to the command itself. A ``--config`` file becomes click's
+``default_map``, so its values pass through the same types as the flags."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tracegen.cli.output import console as make_console, markup
+from tracegen.params import CONFIG_FILE_META
+from tracegen.run.config import RunConfig, load_toml, specs
+from tracegen.run.options import click_params
+
+EXIT_INTERRUPTED = 130
+
+
+def _load_config_file(ctx: click.Context, param: click.Parameter, value: Path | None):
+    if value is not None:
+        ctx.meta[CONFIG_FILE_META] = value
+        ctx.default_map = {**(ctx.default_map or {}), **load_toml(value)}
+    return value
+
+
+_CONFIG_HELP = ("a TOML file with any of the options above (keys as option names, optionally under `[run]`); "
+                "flags win")
+_QUIET_HELP = "no progress output"
+# Options of the command that are not settings of a run (and so not in a config file).
+COMMAND_OPTIONS = [
+    click.Option(["--config", "config_file"], type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+                 callback=_load_config_file, help=_CONFIG_HELP.replace("`", "")),
+    click.Option(["--quiet", "-q", "quiet"], is_flag=True, help=_QUIET_HELP),
+]
+# The same, as rows of the README's option table.
+COMMAND_ONLY_OPTIONS = [("`--config`", _CONFIG_HELP, ""), ("`--quiet`, `-q`", _QUIET_HELP, "off")]
+
+
+def _run(config_file, quiet, **values) -> None:
+    """Benchmark a model in the batch-scaling and idle-delay scenarios and record every step."""
+    from tracegen.run import run_benchmark
+
+    config = RunConfig(**{k: v for k, v in values.items() if v is not None})
+    console = make_console()
+    if config.nsys:
+        from tracegen.telemetry.nsys import run_under_nsys
+
+        result = run_under_nsys(config, argv=sys.argv, console=console)
+    else:
+        result = run_benchmark(config, command=command_line(), console=console, progress=not quiet)
+    where = markup(result.run_dir)
+    if result.status == "interrupted":
+        console.print(f"[yellow]interrupted[/]: kept {result.iterations} iterations in {where}")
+        sys.exit(EXIT_INTERRUPTED)
+    console.print(f"run {markup(result.run_id)}: {result.variants_done} variants, {result.iterations} iterations "
+                  f"-> {where}")
+    console.print(f"next: tracegen report {where}")
+
+
+run = click.Command("run", callback=_run, params=[*click_params(specs()), *COMMAND_OPTIONS],
+                    help=_run.__doc__, short_help="Benchmark a model and record every step.")
+
+
+def command_line() -> list[str]:
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        argv[0] = "python -m tracegen"
+    elif argv:
+        argv[0] = Path(argv[0]).name
+    return argv

@@ -1,0 +1,1 @@
+"""Pre- and postprocessing around the model: on the host, on the device, or the user's own."""
