@@ -19,7 +19,6 @@ import polars as pl
 
 import tracegen
 from tracegen.analysis import stats as S
-from tracegen.errors import TraceError
 from tracegen.report import charts
 from tracegen.report.iterations import iterations as fast_iterations
 from tracegen.report.render import ChartSet, fmt_si, render, vega_javascript
@@ -49,7 +48,6 @@ class RunPage:
     recomputed here."""
 
     def __init__(self, run: Run, budget_ms: float | None):
-        check_durations(run)
         self.iters = fast_iterations(run.steps)
         # The steps frame is the largest thing in memory and nothing below reads it again.
         self.run = run = dataclasses.replace(run, steps=run.steps.clear())
@@ -180,16 +178,6 @@ class RunPage:
         # measured latencies, what a compare page tests for significance without the run itself
         self.iters.filter(~pl.col("warmup")).select("variant_id", "iteration", "latency_ns").write_parquet(
             dest / LATENCIES, compression="zstd", statistics=False)
-
-
-def check_durations(run: Run) -> None:
-    """A negative step time is a broken clock or a damaged file: refuse the run, not a finding."""
-    steps = run.steps
-    if steps.height and (steps["host_ns"].min() < 0 or (steps["gpu_ns"].min() or 0) < 0):
-        col = "host_ns" if steps["host_ns"].min() < 0 else "gpu_ns"
-        bad = int((steps[col] < 0).sum())
-        raise TraceError(f"{run.path / 'steps.parquet'} has {bad:,} negative step durations ({col})",
-                         "the run is damaged (or its clock went backwards); re-run the benchmark")
 
 
 def telemetry_medians(telemetry: pl.DataFrame) -> dict[int, dict[str, float | None]]:
