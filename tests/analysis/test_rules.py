@@ -22,6 +22,7 @@ from tests.analysis.runs import (
     step_at,
 )
 from tracegen.analysis import rules as R
+from tracegen.analysis.facts import max_sm_clock
 from tracegen.analysis.findings import Finding, collect_facts
 
 W = 5  # warm-up iterations of the idle specs (Spec default)
@@ -349,8 +350,8 @@ def test_lock_clocks_uses_the_manifest_max_clock_when_recorded(t4):
     from dataclasses import replace
 
     facts = replace(t4, manifest={"gpu": {"name": "Tesla T4", "max_clocks_mhz": {"sm": 1590, "mem": 5001}}})
-    assert R._max_sm_clock(facts) == (1590.0, "manifest")
-    assert R._max_sm_clock(t4) == (pytest.approx(1590.0), "observed")
+    assert max_sm_clock(facts) == (1590.0, "manifest")
+    assert max_sm_clock(t4) == (pytest.approx(1590.0), "observed")
     f = R.rule_explained_gpu_clock(facts)
     assert "the GPU's max SM clock" in f.mitigations[0].action
 

@@ -11,6 +11,8 @@ from tracegen.run.arrivals import (Arrival, FramePacer, GapPacer, make_arrival_p
                                    plan_gaps)
 from tracegen.run.schedule import parse_schedule
 
+from tests.run.timing import needs_timing
+
 
 @pytest.mark.parametrize("text", ["fixed", "poisson", "burst:4"])
 def test_arrival_spec_round_trips(text):
@@ -100,6 +102,7 @@ def test_frame_pacer_waits_what_remains_of_the_interval():
 
 
 def test_frame_pacer_holds_the_frame_interval_in_real_time():
+    needs_timing()
     pacer = FramePacer(0.020, time.sleep)
     starts = []
     for i in range(30):

@@ -21,8 +21,9 @@ RUN_ARGS = ["--model", "builtin:tiny", "--backend", "onnxruntime", "--scenario",
 
 def test_command_traces_cuda_nvtx_and_os_runtime_and_never_overwrites(tmp_path):
     cmd = nsys.nsys_command("/opt/nsys", tmp_path / "base", ["run", "--model", "builtin:tiny"])
-    assert cmd[:8] == ["/opt/nsys", "profile", "-t", "cuda,nvtx,osrt", "--force-overwrite", "false", "-o", str(tmp_path / "base")]
-    assert cmd[8:] == [sys.executable, "-m", "tracegen", "run", "--model", "builtin:tiny"]
+    assert cmd[:9] == ["/opt/nsys", "profile", "-t", "cuda,nvtx,osrt", "--cuda-graph-trace=node", "--force-overwrite",
+                       "false", "-o", str(tmp_path / "base")]
+    assert cmd[9:] == [sys.executable, "-m", "tracegen", "run", "--model", "builtin:tiny"]
 
 
 def test_child_arguments_drop_nsys_and_pin_the_run_id():
@@ -44,8 +45,8 @@ def test_rerun_under_a_stand_in_nsys_keeps_the_report_in_the_run(monkeypatch, tm
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "nsys"
-    # Skips "profile -t X --force-overwrite false -o BASE", runs the rest, writes BASE.nsys-rep.
-    fake.write_text('#!/bin/sh\nshift 6\nbase="$1"; shift\n"$@"; rc=$?\necho fake > "$base.nsys-rep"\nexit $rc\n')
+    # Skips "profile -t X --cuda-graph-trace=node --force-overwrite false -o BASE", runs the rest, writes BASE.nsys-rep.
+    fake.write_text('#!/bin/sh\nshift 7\nbase="$1"; shift\n"$@"; rc=$?\necho fake > "$base.nsys-rep"\nexit $rc\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))

@@ -50,13 +50,14 @@ baseline:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-NS_PER_MS = 1_000_000
+from tracegen.analysis.stats import column_ms
+from tracegen.units import NS_PER_MS, as_float
+
 
 # NVML clock event (throttle) reasons, as in nvidia-ml-py's ``nvmlClocksEventReason*`` and
 # ``nvmlClocksThrottleReason*`` constants (the last two exist only under the throttle names).
@@ -99,14 +100,6 @@ MIN_CORR_POINTS = 10
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def _f(x: Any) -> float | None:
-    if x is None:
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) or math.isinf(v) else v
 
 
 def measured(iters: pl.DataFrame, variant_id: int | None = None) -> pl.DataFrame:
@@ -125,18 +118,6 @@ def trim(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("latency_ns") <= cut)
 
 
-def _mean_ms(frame: pl.DataFrame, col: str) -> float | None:
-    if col not in frame.columns or frame.height == 0 or frame[col].null_count() == frame.height:
-        return None
-    return _f(frame[col].cast(pl.Float64).mean() / NS_PER_MS)
-
-
-def _median_ms(frame: pl.DataFrame, col: str) -> float | None:
-    if col not in frame.columns or frame.height == 0 or frame[col].null_count() == frame.height:
-        return None
-    return _f(frame[col].cast(pl.Float64).median() / NS_PER_MS)
-
-
 def has_gpu_times(iters: pl.DataFrame) -> bool:
     return "infer_gpu_ns" in iters.columns and iters["infer_gpu_ns"].null_count() < iters.height
 
@@ -144,10 +125,10 @@ def has_gpu_times(iters: pl.DataFrame) -> bool:
 # -- step decomposition --------------------------------------------------------------------------------
 def step_means(frame: pl.DataFrame) -> dict[str, float | None]:
     """Mean ms of every raw step column and of the latency (no trimming here)."""
-    out: dict[str, float | None] = {"latency": _mean_ms(frame, "latency_ns")}
+    out: dict[str, float | None] = {"latency": column_ms(frame, "latency_ns", "mean")}
     for step in ("preprocess", "h2d", "infer", "d2h", "sync", "postprocess"):
         for kind in ("host", "gpu"):
-            out[f"{step}_{kind}"] = _mean_ms(frame, f"{step}_{kind}_ns")
+            out[f"{step}_{kind}"] = column_ms(frame, f"{step}_{kind}_ns", "mean")
     return out
 
 
@@ -287,7 +268,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     rx = pl.Series(x).rank("average").to_numpy()
     ry = pl.Series(y).rank("average").to_numpy()
     c = np.corrcoef(rx, ry)[0, 1]
-    return _f(c)
+    return as_float(c)
 
 
 def clock_summary(iter_rows: pl.DataFrame, per_iter_tel: pl.DataFrame, *, busy_only: bool = False) -> dict[str, Any]:
@@ -298,9 +279,9 @@ def clock_summary(iter_rows: pl.DataFrame, per_iter_tel: pl.DataFrame, *, busy_o
     clk = t[col].drop_nulls() if col in t.columns else pl.Series([], dtype=pl.Float64)
     cpu = t["cpu_freq_mhz"].drop_nulls() if "cpu_freq_mhz" in t.columns else pl.Series([], dtype=pl.Float64)
     return {
-        "sm_clock_mhz": _f(clk.median()) if clk.len() else None,
+        "sm_clock_mhz": as_float(clk.median()) if clk.len() else None,
         "n_clock_samples": int(clk.len()),
-        "cpu_freq_mhz": _f(cpu.median()) if cpu.len() else None,
+        "cpu_freq_mhz": as_float(cpu.median()) if cpu.len() else None,
         "reasons": reason_shares(t),
         "reasons_busy": reason_shares(t, "reasons_busy"),
         "busy_only": busy_only,
@@ -362,12 +343,12 @@ def find_baseline(variants: pl.DataFrame, stats: pl.DataFrame, variant_id: int) 
 
 
 def _trimmed_mean_ms(iters: pl.DataFrame, vid: int) -> float | None:
-    return _mean_ms(trim(measured(iters, vid)), "latency_ns")
+    return column_ms(trim(measured(iters, vid)), "latency_ns", "mean")
 
 
 def _p50(stats: pl.DataFrame, vid: int) -> float | None:
     s = stats.filter(pl.col("variant_id") == vid)
-    return _f(s["p50_ms"][0]) if s.height else None
+    return as_float(s["p50_ms"][0]) if s.height else None
 
 
 def contrast(iters: pl.DataFrame, stats: pl.DataFrame, ref_id: int, alt_id: int,

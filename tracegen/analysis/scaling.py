@@ -29,10 +29,11 @@ size runs back to back):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import polars as pl
+
+from tracegen.units import as_float
 
 KNEE_FRACTION = 0.9
 SATURATED_GAIN = 1.5
@@ -48,12 +49,6 @@ UNDETERMINED = "undetermined"
 _GROUP = ("pacing", "launch", "sync_mode", "pipeline")
 
 
-def _f(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) or math.isinf(v) else v
 
 
 def telemetry_per_variant(telemetry: pl.DataFrame | None) -> dict[int, dict[str, float | None]]:
@@ -66,8 +61,8 @@ def telemetry_per_variant(telemetry: pl.DataFrame | None) -> dict[int, dict[str,
     agg = gpu.group_by("variant_id").agg(
         pl.col("sm_clock_mhz").median(), pl.col("power_w").median(), pl.col("temperature_c").median(),
         pl.len().alias("n_samples"))
-    return {r["variant_id"]: {"sm_clock_mhz": _f(r["sm_clock_mhz"]), "power_w": _f(r["power_w"]),
-                              "temperature_c": _f(r["temperature_c"]), "n_samples": int(r["n_samples"])}
+    return {r["variant_id"]: {"sm_clock_mhz": as_float(r["sm_clock_mhz"]), "power_w": as_float(r["power_w"]),
+                              "temperature_c": as_float(r["temperature_c"]), "n_samples": int(r["n_samples"])}
             for r in agg.iter_rows(named=True)}
 
 
@@ -85,10 +80,10 @@ def curve(rows: list[dict], tel: dict[int, dict]) -> list[dict[str, Any]]:
         t = tel.get(r["variant_id"], {})
         out.append({
             "batch": int(r["batch"]), "variant_id": int(r["variant_id"]),
-            "p50_ms": _f(r["p50_ms"]), "p99_ms": _f(r.get("p99_ms")),
+            "p50_ms": as_float(r["p50_ms"]), "p99_ms": as_float(r.get("p99_ms")),
             "per_image_ms": r["p50_ms"] / r["batch"], "throughput_ips": thr,
             "efficiency": thr / ((r["batch"] / b0) * thr0),
-            "infer_host_ms": _f(r.get("infer_host_p50_ms")), "infer_gpu_ms": _f(r.get("infer_gpu_p50_ms")),
+            "infer_host_ms": as_float(r.get("infer_host_p50_ms")), "infer_gpu_ms": as_float(r.get("infer_gpu_p50_ms")),
             "sm_clock_mhz": t.get("sm_clock_mhz"), "power_w": t.get("power_w"), "temperature_c": t.get("temperature_c"),
         })
     return out

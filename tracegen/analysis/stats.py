@@ -3,6 +3,9 @@
 An iteration's *latency* is the host wall time of its work steps (preprocess through
 postprocess; the idle gap is pacing, not work). For pipeline ``infer`` that is infer + sync.
 Warm-up iterations are kept in the traces and excluded here unless asked for.
+
+A run whose manifest says ``"latency": {"basis": "gpu"}`` (trtexec imports: trtexec defines
+latency as H2D + compute + D2H on the GPU) sums the work steps' GPU times instead.
 """
 
 from __future__ import annotations
@@ -10,13 +13,20 @@ from __future__ import annotations
 import polars as pl
 
 from tracegen.trace.schema import LATENCY_STEPS, STEP_ORDER
+from tracegen.units import NS_PER_MS, as_float
 
-NS_PER_MS = 1_000_000
 
 
-def iterations(steps: pl.DataFrame) -> pl.DataFrame:
+def latency_basis(manifest: dict | None) -> str:
+    """``host`` (wall time of the work steps, the default) or ``gpu`` (their device times)."""
+    latency = (manifest or {}).get("latency")
+    return "gpu" if isinstance(latency, dict) and latency.get("basis") == "gpu" else "host"
+
+
+def iterations(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame:
     """One row per (variant_id, iteration): warm-up flag, start, idle and latency in ns, and
-    ``<step>_host_ns`` / ``<step>_gpu_ns`` for every step that occurred."""
+    ``<step>_host_ns`` / ``<step>_gpu_ns`` for every step that occurred. ``basis`` is
+    ``latency_basis(run.manifest)``."""
     if steps.height == 0:
         return pl.DataFrame(
             schema={"variant_id": pl.Int32, "iteration": pl.Int32, "warmup": pl.Boolean,
@@ -27,7 +37,7 @@ def iterations(steps: pl.DataFrame) -> pl.DataFrame:
         pl.col("warmup").first(),
         pl.col("host_start_ns").filter(work).min().alias("start_ns"),
         pl.col("host_ns").filter(pl.col("step") == "idle").sum().alias("idle_ns"),
-        pl.col("host_ns").filter(work).sum().alias("latency_ns"),
+        pl.col("gpu_ns" if basis == "gpu" else "host_ns").filter(work).sum().alias("latency_ns"),
     )
     present = [s for s in STEP_ORDER if s in set(steps["step"].cast(pl.String).unique().to_list())]
     wide = steps.with_columns(pl.col("step").cast(pl.String)).pivot(
@@ -42,6 +52,14 @@ def iterations(steps: pl.DataFrame) -> pl.DataFrame:
     return base.join(wide.select("variant_id", "iteration", *ordered), on=["variant_id", "iteration"], how="left").sort(
         "variant_id", "iteration"
     )
+
+
+def column_ms(frame: pl.DataFrame, col: str, how: str = "median") -> float | None:
+    """The median (or ``how="mean"``) of a nanosecond column in ms; None when it has no values."""
+    if col not in frame.columns or frame.height == 0 or frame[col].null_count() == frame.height:
+        return None
+    values = frame[col].cast(pl.Float64)
+    return as_float((values.mean() if how == "mean" else values.median()) / NS_PER_MS)
 
 
 def _ms(col: str) -> pl.Expr:

@@ -26,6 +26,8 @@ COMMANDS = {
     "run": "tracegen.cli.run:run",
     "report": "tracegen.cli.report:report",
     "analyze": "tracegen.cli.analyze:analyze",
+    "import": "tracegen.importers.cli:imports",
+    "nsys-import": "tracegen.importers.nsys_cmd:nsys_import",
     "compare": "tracegen.report.commands:compare",
 }
 

@@ -152,3 +152,12 @@ def engine_only(*, device, enqueue: Callable[[], None]) -> Pipeline:
     if device.kind != "host":
         steps.append(PipelineStep("sync", device.synchronize, False))
     return Pipeline(steps, {"preprocess": "none (engine alone)", "postprocess": "none (engine alone)"})
+
+
+def step_order(pre, post, gpu: bool) -> list[str]:
+    """The steps of a full-pipeline iteration, in the order they run (for the manifest)."""
+    if not gpu:
+        return ["idle", "preprocess", "infer", "postprocess"]
+    head = ["h2d", "preprocess"] if pre == "device" else ["preprocess", "h2d"]
+    tail = ["postprocess", "d2h", "sync"] if post == "device" else ["d2h", "sync", "postprocess"]
+    return ["idle", *head, "infer", *tail]

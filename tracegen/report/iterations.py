@@ -17,13 +17,13 @@ from tracegen.analysis import stats as S
 from tracegen.trace.schema import LATENCY_STEPS, STEP_ORDER
 
 
-def iterations(steps: pl.DataFrame) -> pl.DataFrame:
-    """The same frame as ``analysis.stats.iterations(steps)``."""
-    fast = _regular(steps)
-    return fast if fast is not None else S.iterations(steps)
+def iterations(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame:
+    """The same frame as ``analysis.stats.iterations(steps, basis)``."""
+    fast = _regular(steps, basis)
+    return fast if fast is not None else S.iterations(steps, basis)
 
 
-def _regular(steps: pl.DataFrame) -> pl.DataFrame | None:
+def _regular(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame | None:
     n_rows = steps.height
     if n_rows == 0 or steps["variant_id"].null_count() or steps["iteration"].null_count() or steps["step"].null_count():
         return None
@@ -56,6 +56,9 @@ def _regular(steps: pl.DataFrame) -> pl.DataFrame | None:
         "latency_ns": pl.Series(host[:, work].sum(axis=1), dtype=pl.Int64),
     }
     gpu = steps["gpu_ns"]
+    if basis == "gpu":  # trtexec imports: latency is the work steps' device time (nulls count 0)
+        device = gpu.fill_null(0).to_numpy().reshape(-1, k)
+        cols["latency_ns"] = pl.Series(device[:, work].sum(axis=1), dtype=pl.Int64)
     for j in order:
         cols[f"{names[j]}_host_ns"] = pl.Series(host[:, j], dtype=pl.Int64)
         cols[f"{names[j]}_gpu_ns"] = gpu.gather(first + j).cast(pl.Int64)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shlex
 import urllib.parse
 from pathlib import Path
@@ -21,10 +20,11 @@ import tracegen
 from tracegen.analysis import stats as S
 from tracegen.report import charts
 from tracegen.report.iterations import iterations as fast_iterations
-from tracegen.report.render import ChartSet, fmt_si, render, vega_javascript
+from tracegen.report.render import ChartSet, render, vega_javascript
 from tracegen.trace.reader import Run
+from tracegen.units import SEVERITY_ORDER, fmt_si, jsonable
 
-SEVERITIES = ("critical", "warning", "info")
+SEVERITIES = SEVERITY_ORDER
 SUMMARY_VERSION = 2  # of runs/<id>/summary.json; other versions are left out of the index
 VARIANT_PARAMS = ("scenario", "batch", "idle_ms", "pacing", "launch", "sync_mode", "pipeline")
 LATENCIES = "latency.parquet"
@@ -48,7 +48,7 @@ class RunPage:
     recomputed here."""
 
     def __init__(self, run: Run, budget_ms: float | None):
-        self.iters = fast_iterations(run.steps)
+        self.iters = fast_iterations(run.steps, S.latency_basis(run.manifest))
         # The steps frame is the largest thing in memory and nothing below reads it again.
         self.run = run = dataclasses.replace(run, steps=run.steps.clear())
         self.budget_ms = budget_ms
@@ -88,8 +88,7 @@ class RunPage:
     def findings_section(self) -> list[dict[str, Any]]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
         ranked = sorted(self.findings, key=lambda f: order.get(f.severity, len(order)))
-        return [{"finding": f, "chart_html": self._finding_chart(f),
-                 "templates": [f"findings/{f.id}.html", "findings/_generic.html"]} for f in ranked]
+        return [{"finding": f, "chart_html": self._finding_chart(f)} for f in ranked]
 
     def batch_section(self) -> dict[str, Any] | None:
         rows = self.stats.filter((pl.col("scenario") == "batch") & (pl.col("n") > 0)).sort(
@@ -155,6 +154,9 @@ class RunPage:
         m = self.run.manifest
         sections = dict(findings=self.findings_section(), batch=self.batch_section(), idle=self.idle_section(),
                         steps=self.steps_section(), telemetry=self.telemetry_section())
+        from tracegen.importers.sections import page_sections  # origin and layer table (importers' hook)
+
+        sections.update(page_sections(self.run))
         return render("run.html", run=self.summary, manifest=m, stats=self.stats.to_dicts(), note=self.note,
                       analysis_available=self.analysis is not None, environment=environment_rows(m),
                       reproduce=reproduce(m), budget_ms=self.budget_ms, root="../../", neighbours=NEIGHBOURS,
@@ -189,23 +191,8 @@ def telemetry_medians(telemetry: pl.DataFrame) -> dict[int, dict[str, float | No
     return {r.pop("variant_id"): r for r in med.to_dicts()}
 
 
-def _jsonable(x: Any) -> Any:
-    """JSON has no NaN or tuples: NaN/inf become null, tuples lists, other objects strings."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    if hasattr(x, "item"):  # numpy scalars
-        return _jsonable(x.item())
-    return str(x)
-
-
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(_jsonable(data), indent=2), encoding="utf-8")
+    path.write_text(json.dumps(jsonable(data), indent=2), encoding="utf-8")
 
 
 # -- facts about a run, for the index and the page header ------------------------------------------

@@ -1,4 +1,4 @@
-"""Templates, number formatting and chart embedding.
+"""Templates and chart embedding (the number formatting filters come from ``tracegen.units``).
 
 Pages are self-contained: the Vega, Vega-Lite and vega-embed JavaScript (bundled by
 vl-convert-python) is inlined once per page, each chart is a JSON spec in a
@@ -14,7 +14,6 @@ import functools
 import hashlib
 import importlib.resources
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ import jinja2
 
 import tracegen
 from tracegen.optional import require
+from tracegen.units import fmt_ms, fmt_num, fmt_pct, fmt_rate, fmt_si  # the template filters
 
 # No request of any kind; scripts only the page's own inline ones, each allowed by its sha256
 # (filled in by ``render``), so markup injected through run data could not run a script even if
@@ -129,70 +129,3 @@ def _script_json(spec: dict[str, Any]) -> str:
     # "</script" or "<!--" inside would end or confuse the script element; JSON may spell "<"
     # as \u003c, which the browser's JSON.parse reads back unchanged.
     return json.dumps(spec, separators=(",", ":")).replace("<", "\\u003c")
-
-
-# -- number formatting (filters) ----------------------------------------------------------------
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def fmt_ms(value: Any) -> str:
-    """Milliseconds with about four significant digits: 0.0123, 1.234, 12.35, 123.5, 1,234.6."""
-    v = _float(value)
-    if v is None:
-        return "–" if value is None or isinstance(value, float) else str(value)
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.1f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 10:
-        return f"{v:.2f}"
-    if a >= 0.1 or a == 0:
-        return f"{v:.3f}"
-    return f"{v:.4f}"
-
-
-def fmt_num(value: Any, digits: int = 2) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    v = _float(value)
-    if v is None:
-        return "–" if value is None or isinstance(value, float) else str(value)
-    return f"{v:,.{digits}f}"
-
-
-def fmt_rate(value: Any) -> str:
-    """Rates such as images/s: whole numbers from 100 up, else three significant digits."""
-    v = _float(value)
-    if v is None:
-        return "–"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
-
-
-def fmt_pct(value: Any, digits: int = 0) -> str:
-    """A share in 0..1 as a percentage."""
-    v = _float(value)
-    return "–" if v is None else f"{100 * v:.{digits}f} %"
-
-
-def fmt_si(value: Any, unit: str = "") -> str:
-    """Large counts with an SI prefix: 11.68 M, 24.91 G."""
-    v = _float(value)
-    if v is None:
-        return "–"
-    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.2f} {prefix}{unit}"
-    return f"{v:g} {unit}".rstrip()

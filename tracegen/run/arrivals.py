@@ -92,6 +92,11 @@ def parse_arrival(value) -> Arrival:
     return Arrival(kind)
 
 
+def arrival_of(spec: str) -> Arrival:
+    """The pattern of a planned variant (``Variant.arrival``), frame-rate pacing included."""
+    return Arrival("fps") if spec == "fps" else parse_arrival(spec)
+
+
 def parse_fps(value) -> tuple[float, ...]:
     """``--fps 30,60`` -> frame rates; each becomes a frame interval of ``1000 / fps`` ms."""
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
@@ -205,3 +210,19 @@ def make_arrival_pacer(arrival: Arrival, gap_ms: float, pacing: str, wait_for: C
 
 def _no_wait() -> None:
     pass
+
+
+def waiter(pacing: str, device) -> Wait:
+    """How a gap of some seconds is spent: sleep, busy-wait, or the device's keep-alive work."""
+    if pacing == "sleep":
+        return time.sleep
+    if pacing == "spin":
+        from tracegen.run.pacing import spin_wait
+
+        return spin_wait
+    if pacing == "keepalive":
+        if not device.supports_keepalive:
+            raise ConfigError(f"--pacing keepalive needs a GPU backend (the {device.kind} device has nothing to keep busy)",
+                              "use --pacing sleep,spin on the CPU")
+        return device.keepalive
+    raise ConfigError(f"unknown pacing {pacing!r}", "choose from: sleep, spin, keepalive")

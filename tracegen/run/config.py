@@ -21,6 +21,7 @@ from tracegen.backends.registry import BACKEND_CHOICES
 from tracegen.errors import ConfigError
 from tracegen.params import CommaList, Count, Number, OneOf, OutputDir, PlainName
 from tracegen.run.options import OptionSpec, device_defaults, option
+from tracegen.run.pipeline_options import ArrivalPattern, ScheduleSpec, StepPlace
 from tracegen.trace import schema as S
 
 PRECISIONS = ("auto", "fp32", "fp16")
@@ -64,7 +65,7 @@ class RunConfig:
     idle_batch: int = option(1, Count(1, example="1"), "batch size of the idle-delay variants")
     idle_ms: tuple[float, ...] | None = option(
         None, CommaList(Number(0, MS_MAX, unit="ms", example="0,20,100")),
-        "gaps between inferences in ms; `0` is the continuous baseline", cpu=(0.0, 20.0, 100.0), gpu=(0.0, 20.0, 100.0))
+        "gaps between inferences in ms; `0` is the continuous baseline", cpu=(0.0, 20.0, 100.0), gpu=(0.0, 20.0, 50.0))
     pacing: tuple[str, ...] | None = option(
         None, CommaList(OneOf(PACING_CHOICES)), "how the host spends a gap: `sleep`, `spin` (busy-wait), `keepalive` "
         "(GPU kept busy with cheap work on a side stream; GPU only)", cpu=("sleep", "spin"),
@@ -78,9 +79,30 @@ class RunConfig:
     pipeline: tuple[str, ...] = option(
         ("full",), CommaList(OneOf(S.PIPELINES)), "`full` (pre, copies, infer, sync, post) or `infer` (the engine "
         "alone, like trtexec without transfers)")
-    iterations: int | None = option(None, Count(1), "measured iterations per idle-delay variant", cpu=300, gpu=400,
+    # -- the pipeline around the model and the arrivals (tracegen.prepost, tracegen.run.arrivals) --
+    preprocess: Any = option(
+        None, StepPlace("preprocess"), "where resize + normalise run: `host` (OpenCV into the input buffer), `device` "
+        "(the raw uint8 frame is uploaded, a CUDA kernel on tracegen's stream writes the model's input), or your own "
+        "`MODULE:FUNCTION` (or `file.py:FUNCTION`) called as `fn(frames, out)` inside the timed step",
+        default_text="`host` / `device`")
+    postprocess: Any = option(
+        None, StepPlace("postprocess"), "where softmax + top-5 run: `host`, `device` (a CUDA kernel; only the result is "
+        "copied back), or your own `MODULE:FUNCTION` called as `fn(output)` with the host output",
+        default_text="`host` / `device`")
+    arrival: str = option(
+        "fixed", ArrivalPattern(), "arrival pattern of the paced idle variants: `fixed` gaps of `--idle-ms`, "
+        "`poisson` (exponential gaps with mean `--idle-ms`), `burst:N` (N iterations back to back, then the gap)")
+    fps: tuple[float, ...] | None = option(
+        None, CommaList(Number(0.001, 100_000, example="30")), "frame-rate pacing: each frame is due every 1000/FPS ms "
+        "and the gap is what remains of the interval after the work (one variant per rate and pacing, beside the "
+        "no-gap baseline)", default_text="off")
+    schedule: str | None = option(
+        None, ScheduleSpec(), "gaps that change at given iterations, `GAP_MS:N,...` (`0:200,20:200,0:200`: 200 back to "
+        "back, 200 after 20 ms gaps, 200 back to back; a segment may name its pacing, `20:200:spin`): one variant per "
+        "pacing, its true change points recorded in the manifest", default_text="off")
+    iterations: int | None = option(None, Count(1), "measured iterations per idle-delay variant", cpu=300, gpu=300,
                                     short="-n")
-    batch_iterations: int | None = option(None, Count(1), "measured iterations per batch variant", cpu=30, gpu=100)
+    batch_iterations: int | None = option(None, Count(1), "measured iterations per batch variant", cpu=30, gpu=60)
     warmup: int | None = option(None, Count(0, example="10"), "warm-up iterations per variant (recorded and flagged, "
                                 "not dropped)", cpu=10, gpu=20)
     threads: int | None = option(None, Count(1, 4096, example="2"), "CPU backend threads",
@@ -89,8 +111,9 @@ class RunConfig:
                       "never reused", short="-o")
     run_id: str | None = option(None, PlainName(), "name of the run directory",
                                 default_text="`<UTC time>-<model>-<backend>-<random>`")
-    nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt` and keep the "
-                        "`.nsys-rep` in the run", is_flag=True)
+    nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt "
+                        "--cuda-graph-trace=node` and keep the `.nsys-rep` in the run (`tracegen nsys-import RUN_DIR` "
+                        "reads it)", is_flag=True)
     telemetry_ms: float = option(50.0, Number(1, MS_MAX, unit="ms", example="50"), "telemetry sampling interval in ms")
     flush_every: int = option(500, Count(1, example="500"), "write the recorded steps to disk every N iterations "
                               "(or every `--flush-seconds`, whichever comes first)")
@@ -100,7 +123,11 @@ class RunConfig:
     device_index: int = option(0, Count(0, 1024, example="0"), "CUDA device index", flag="--device")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        from tracegen.prepost.user import spec_of
+
+        def plain(v: Any) -> Any:  # JSON: tuples as lists, a user's step function by its name
+            return list(v) if isinstance(v, tuple) else spec_of(v) if callable(v) else v
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
 
 def specs() -> list[OptionSpec]:
@@ -109,7 +136,9 @@ def specs() -> list[OptionSpec]:
 
 
 # Device-dependent defaults: the CPU ones finish in about two minutes on 2 cores; the GPU ones
-# reproduce the seed's experiment (hundreds of iterations after 20 ms and longer gaps).
+# reproduce the seed's experiment (300 iterations after 20 ms and 50 ms gaps, every pacing and
+# launch mode) and finish in about three minutes on an H200 (examples/pipeline/ has the timing):
+# the 100 ms gaps of the CPU default would add 1.6 minutes of sleeping alone.
 CPU_DEFAULTS = device_defaults(specs(), "cpu")
 GPU_DEFAULTS = device_defaults(specs(), "gpu")
 

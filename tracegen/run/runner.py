@@ -27,15 +27,18 @@ from tracegen.backends.base import Backend, Bindings, Device, ModelSource, StepT
 from tracegen.backends.registry import backend_class, make_device, resolve_backend
 from tracegen.run.config import RunConfig, resolve
 from tracegen.errors import BackendError, ConfigError, TracegenError
-from tracegen.run.inputs import FrameSource, top_k
+from tracegen.run.inputs import FrameSource
 from tracegen.models.source import load_model
-from tracegen.run.pacing import make_pacer
 from tracegen.telemetry import cpu as cpu_telemetry
 from tracegen.telemetry.nvtx import Ranges
 from tracegen.trace import schema as S
 from tracegen.trace.manifest import host_info, library_versions
 from tracegen.trace.writer import RunWriter, create_run_dir
-from tracegen.run.plan import Variant, plan_variants, variants_frame
+from tracegen.prepost.pipeline import (Pipeline, build_pipeline, describe, engine_only, load_user_steps, resolve_modes,
+                                      step_order)
+from tracegen.run.variant_pacing import arrivals_manifest, make_variant_pacer, run_eta
+from tracegen.run.plan import Variant, plan_variants, variants_frame, with_arrival_defaults
+from tracegen.run.progress import ProgressBar
 from tracegen.run.result import RunResult
 
 _STEP_CODE = {name: i for i, name in enumerate(S.STEP_ORDER)}
@@ -102,23 +105,17 @@ class _Step:
     timer: StepTimer | None  # device timer around the work, if it runs on the device
 
 
-def _plan_steps(variant: Variant, device: Device, backend: Backend, bindings: Bindings,
-                frames: FrameSource, pacer: Callable[[], None]) -> list[_Step]:
-    full = variant.pipeline == "full"
+def _plan_steps(variant: Variant, device: Device, backend: Backend, bindings: Bindings, frames: np.ndarray,
+                pacer: Callable[[], None], pre: Any, post: Any) -> tuple[list[_Step], Pipeline]:
+    """The idle gap, then the pipeline's steps (tracegen.prepost.pipeline), device ones timed."""
+    if variant.pipeline == "full":
+        pipe = build_pipeline(device=device, bindings=bindings, enqueue=backend.enqueue, frames=frames, pre=pre, post=post)
+    else:
+        pipe = engine_only(device=device, enqueue=backend.enqueue)
     gpu = device.kind != "host"
     steps = [_Step("idle", pacer, None)]
-    if full:
-        steps.append(_Step("preprocess", lambda: frames.fill(bindings.host_input), None))
-        if bindings.copy_in is not None:
-            steps.append(_Step("h2d", bindings.copy_in, device.timer()))
-    steps.append(_Step("infer", backend.enqueue, device.timer() if gpu else None))
-    if full and bindings.copy_out is not None:
-        steps.append(_Step("d2h", bindings.copy_out, device.timer()))
-    if gpu:
-        steps.append(_Step("sync", device.synchronize, None))
-    if full:
-        steps.append(_Step("postprocess", lambda: top_k(bindings.host_output), None))
-    return steps
+    steps += [_Step(s.name, s.work, device.timer() if gpu and s.on_device else None) for s in pipe.steps]
+    return steps, pipe
 
 
 class _Recorder:
@@ -174,13 +171,17 @@ class Runner:
         config = self.requested
         backend_name = resolve_backend(config.backend, model_kind=self._model_kind_hint(config.model))
         cls = backend_class(backend_name)
-        self.config = config = resolve(config, cls.device_kind)
+        self.config = config = resolve(with_arrival_defaults(config), cls.device_kind)
         self.model = load_model(config.model)
         if config.backend == "auto" and self.model.kind == "engine" and backend_name != "tensorrt":
             backend_name, cls = "tensorrt", backend_class("tensorrt")
         self.backend_name, self.backend_cls = backend_name, cls
         self._check_requirements(cls)
         self._validate(cls)
+        modes = resolve_modes(config.preprocess, config.postprocess,
+                              gpu=cls.device_kind != "host")
+        self.pre_spec, self.post_spec = modes  # as given, for the manifest
+        self.pre, self.post = load_user_steps(*modes)
         self.variants = plan_variants(config)
         if not self.variants:
             raise ConfigError("the options select no variants", "give at least one --scenario")
@@ -213,6 +214,7 @@ class Runner:
                 raise ConfigError("--sync-mode applies to GPU backends (how the host waits for the GPU)", "leave it out on the CPU")
             if "idle" in c.scenarios and "keepalive" in c.pacing:
                 raise ConfigError("--pacing keepalive needs a GPU backend", "use --pacing sleep,spin on the CPU")
+        self._validate_arrivals(cls)
         fixed = self.model.input_shape[0] if self.model.input_shape else None
         if isinstance(fixed, int) and fixed > 0:
             sizes = set(c.batch_sizes if "batch" in c.scenarios else ()) | ({c.idle_batch} if "idle" in c.scenarios else set())
@@ -221,6 +223,23 @@ class Runner:
                     f"model {self.model.spec} has a fixed batch size of {fixed}",
                     f"use --batch-sizes {fixed} --idle-batch {fixed}, or export the model with a dynamic batch dimension",
                 )
+
+    def _validate_arrivals(self, cls: type[Backend]) -> None:
+        from tracegen.run.arrivals import parse_arrival
+        from tracegen.run.schedule import parse_schedule
+
+        c = self.config
+        arrival = parse_arrival(c.arrival)
+        schedule = c.schedule
+        if (schedule or c.fps) and "idle" not in c.scenarios:
+            raise ConfigError("--fps and --schedule pace the idle scenario, which this run leaves out",
+                              "add --scenario idle")
+        if schedule:
+            sched = parse_schedule(schedule)
+            if cls.device_kind == "host" and "keepalive" in sched.pacings:
+                raise ConfigError("--schedule uses keepalive, which needs a GPU backend", "use sleep or spin on the CPU")
+        if arrival.kind == "fps":
+            raise ConfigError("frame-rate pacing is its own option", "use --fps 30")
 
     def _manifest(self, run_id: str) -> dict[str, Any]:
         c = self.config
@@ -237,7 +256,8 @@ class Runner:
             "libraries": library_versions(),
             "model": self.model.manifest(),
             "pipeline": {
-                "steps": list(S.STEP_ORDER if gpu else ("idle", "preprocess", "infer", "postprocess")),
+                "steps": step_order(self.pre, self.post, gpu),
+                **describe(self.pre_spec, self.post_spec),
                 "not_applicable": {} if gpu else {
                     "h2d": "CPU backend: the input already lives in host memory",
                     "d2h": "CPU backend: the output is written to host memory",
@@ -245,6 +265,7 @@ class Runner:
                 },
             },
             "clock": "host times are time.perf_counter_ns since run start; GPU times from CUDA events",
+            "arrivals": arrivals_manifest(self.variants),
             "variants_planned": len(self.variants),
         }
 
@@ -353,12 +374,19 @@ class Runner:
 
     def _run_variant(self, v: Variant, device: Device, backend: Backend, bar) -> None:
         bindings = backend.prepare(v.batch, v.launch)
+        pipe = None
         try:
-            frames = FrameSource(tuple(bindings.host_input.shape[1:]), seed=self.config.seed)
-            steps = _plan_steps(v, device, backend, bindings, frames, make_pacer(v.pacing, v.idle_ms, device))
+            frames = FrameSource(tuple(bindings.host_input.shape[1:]), seed=self.config.seed).frames
+            pacer = make_variant_pacer(v, device, self.config.seed)
+            steps, pipe = _plan_steps(v, device, backend, bindings, frames, pacer, self.pre, self.post)
             self._loop(v, steps, device, bar)
         finally:
-            backend.release()
+            try:
+                if pipe is not None:
+                    device.synchronize()  # nothing of this variant in flight when its buffers go
+                    pipe.close()
+            finally:
+                backend.release()
 
     def _loop(self, v: Variant, steps: list[_Step], device: Device, bar) -> None:
         total = v.warmup + v.iterations
@@ -427,7 +455,7 @@ class Runner:
                     finally:  # also when a signal held during the write is raised at its end
                         flushed = done
                 if done % bar.stride == 0:
-                    bar.advance(task, done)
+                    bar.advance(task, done, v, rec)
                     cpu_sampler.last_core = int(core[it, 0])  # lets telemetry read this core's clock
         except KeyboardInterrupt:
             self._read_pending(read_device_times, pending)
@@ -470,68 +498,10 @@ class Runner:
 
     @contextmanager
     def _progress(self):
-        bar = _ProgressBar(self.console, enabled=self.show_progress, n_variants=len(self.variants))
+        bar = ProgressBar(self.console, enabled=self.show_progress, n_variants=len(self.variants),
+                          eta=run_eta(self.variants, self.config.seed))
         with bar:
             yield bar
-
-
-class _ProgressBar:
-    """Rich progress: the variant in flight with iterations and ETA, plus one line per finished
-    variant (the only output when stdout is not a terminal, e.g. in CI)."""
-
-    def __init__(self, console, enabled: bool, n_variants: int):
-        self.console = console
-        self.enabled = enabled and console is not None
-        self.n_variants = n_variants
-        self.stride = 1
-        self._progress = None
-        self._index = 0
-
-    def __enter__(self):
-        if self.enabled and self.console.is_terminal:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("it"),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=self.console,
-                transient=True, refresh_per_second=4,
-            )
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-        return False
-
-    def start_variant(self, v: Variant, total: int):
-        self._index += 1
-        # Update the bar about 100 times per variant, not every iteration.
-        self.stride = max(1, total // 100)
-        if self._progress is None:
-            return None
-        return self._progress.add_task(f"[{self._index}/{self.n_variants}] {v.name}", total=total)
-
-    def advance(self, task, done: int) -> None:
-        if self._progress is not None and task is not None:
-            self._progress.update(task, completed=done)
-
-    def end_variant(self, task, v: Variant, done: int, interrupted: bool = False, rec: _Recorder | None = None) -> None:
-        if self._progress is not None and task is not None:
-            self._progress.remove_task(task)
-        if not self.enabled:
-            return
-        if interrupted:
-            self.console.print(f"[yellow]interrupted[/] {v.name}: kept {done} iterations")
-            return
-        lat = ""
-        if rec is not None and done > v.warmup:
-            n = len(rec.codes)
-            m = rec.marks[v.warmup:done].reshape(done - v.warmup, n, 2)
-            work = (m[:, 1:, 1] - m[:, 1:, 0]).sum(axis=1)  # every step but idle
-            lat = f"  p50 {np.median(work) / 1e6:.3f} ms"
-        self.console.print(f"[green]done[/] [{self._index}/{self.n_variants}] {v.name}: {done} it{lat}")
 
 
 def run_benchmark(config: RunConfig, *, command: list[str] | None = None, console=None, progress: bool = True) -> RunResult:

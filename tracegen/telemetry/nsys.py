@@ -16,6 +16,9 @@ from pathlib import Path
 from tracegen.errors import ConfigError, TracegenError
 
 NSYS_TRACE = "cuda,nvtx,osrt"
+# Trace each kernel of a CUDA graph launch (nsys' default traces the graph as one block), so
+# `tracegen nsys-import` can compare graph variants kernel by kernel with eager ones.
+GRAPH_TRACE = "node"
 REPORT_NAME = "profile.nsys-rep"
 
 
@@ -37,8 +40,8 @@ def child_arguments(argv: list[str], run_id: str) -> list[str]:
 
 
 def nsys_command(nsys: str, output_base: Path, child: list[str]) -> list[str]:
-    return [nsys, "profile", "-t", NSYS_TRACE, "--force-overwrite", "false", "-o", str(output_base),
-            sys.executable, "-m", "tracegen", *child]
+    return [nsys, "profile", "-t", NSYS_TRACE, f"--cuda-graph-trace={GRAPH_TRACE}", "--force-overwrite", "false",
+            "-o", str(output_base), sys.executable, "-m", "tracegen", *child]
 
 
 def run_under_nsys(config, argv: list[str], console=None):

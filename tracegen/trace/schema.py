@@ -81,6 +81,52 @@ TELEMETRY_SCHEMA: dict[str, pl.DataType] = {
     "cpu_util_pct": pl.Float64(),
 }
 
+# Optional tables written by `tracegen nsys-import` (tracegen.importers.nsys): the GPU work an
+# Nsight Systems report saw, tied to the run's steps through the NVTX ranges. Versioned on their
+# own (manifest["nsys_import"]["version"]); steps are strings so imported applications' own
+# range names fit too.
+NSYS_STEPS = "nsys_steps.parquet"
+NSYS_KERNELS = "nsys_kernels.parquet"
+NSYS_TABLES_VERSION = 1
+
+NSYS_STEPS_SCHEMA: dict[str, pl.DataType] = {
+    "variant_id": pl.Int32(),
+    "iteration": pl.Int32(),
+    "step": pl.String(),
+    "range_start_ns": pl.Int64(),  # NVTX range start, run clock
+    "range_ns": pl.Int64(),  # NVTX range duration (host)
+    "kernels": pl.Int32(),
+    "graphs": pl.Int32(),  # CUDA graph launches nsys traced as a whole (--cuda-graph-trace=graph)
+    "memcpys": pl.Int32(),
+    "memsets": pl.Int32(),
+    "kernel_ns": pl.Int64(),  # summed kernel durations of the work this step launched
+    "graph_ns": pl.Int64(),  # summed durations of whole-graph launches
+    "memcpy_ns": pl.Int64(),
+    "memset_ns": pl.Int64(),
+    "busy_ns": pl.Int64(),  # union of all its GPU intervals
+    "span_ns": pl.Int64(),  # first GPU start to last GPU end; null without GPU work
+    "gap_ns": pl.Int64(),  # span - busy: GPU idle between the step's own operations
+    "launch_latency_ns": pl.Int64(),  # first kernel (or graph) start - start of the API call that launched it
+    "api_calls": pl.Int32(),  # CUDA runtime/driver calls made in the step
+    "api_ns": pl.Int64(),
+}
+
+NSYS_KERNELS_SCHEMA: dict[str, pl.DataType] = {
+    "variant_id": pl.Int32(),
+    "iteration": pl.Int32(),
+    "step": pl.String(),  # step whose range held the launching API call
+    "kind": pl.String(),  # kernel | memcpy | memset | graph (a graph launch traced as a whole)
+    "name": pl.String(),  # kernel short name, "memcpy HtoD", "memset", "graph <id>"
+    "start_ns": pl.Int64(),  # run clock
+    "duration_ns": pl.Int64(),
+    "launch_ns": pl.Int64(),  # start of the launching API call, run clock
+    "stream": pl.Int32(),
+    "device": pl.Int16(),
+    "bytes": pl.Int64(),  # memcpy/memset size; null for kernels
+    "graph": pl.Boolean(),  # ran as part of a CUDA graph launch
+    "correlation_id": pl.Int64(),
+}
+
 TABLE_SCHEMAS = {VARIANTS: VARIANTS_SCHEMA, STEPS: STEPS_SCHEMA, TELEMETRY: TELEMETRY_SCHEMA}
 REQUIRED_TABLES = (VARIANTS, STEPS)
 

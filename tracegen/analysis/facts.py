@@ -1,0 +1,215 @@
+"""``Facts``: everything the rules read about one run, built once by ``collect_facts``, and the
+small accessors the rules share (variant rows, statistics, iteration ranges, Nsight hints).
+
+Vocabulary:
+
+* *paced* variant: idle scenario with a gap (> 0 ms) before every inference (pacing sleep,
+  spin or keepalive). Its *baseline* is the continuous (no-gap) variant with the same batch,
+  launch, sync mode and pipeline (``attribution.find_baseline``).
+* *continuous* variant: no gap (pacing ``none``): every batch-scenario variant and the idle
+  scenario's 0 ms baseline. Steady-state rules (enqueue-, transfer-bound, unstable GPU time)
+  look at those only, so idle effects do not leak into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tracegen.analysis.attribution import (
+    attribute,
+    find_baseline,
+    iteration_telemetry,
+    measured,
+    samples_to_iterations,
+)
+from tracegen.analysis.changepoints import detect_changepoints
+from tracegen.analysis.scaling import batch_scaling
+from tracegen.analysis.stats import iterations, latency_basis, variant_stats
+from tracegen.analysis.tiers import detect_tiers, tier_summary
+from tracegen.units import NS_PER_MS, as_float
+
+MIN_POINTS_CHANGEPOINTS = 10  # measured iterations before change points / tiers are computed
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules read about one run (built by ``collect_facts``)."""
+
+    run_id: str
+    manifest: dict
+    variants: pl.DataFrame
+    iters: pl.DataFrame  # stats.iterations: all iterations, warm-up flagged
+    stats: pl.DataFrame  # stats.variant_stats
+    tiers: dict[int, Any] = field(default_factory=dict)  # variant_id -> Tiers (levels, labels over measured)
+    tier_summaries: dict[int, dict] = field(default_factory=dict)
+    changepoints: dict[int, list[int]] = field(default_factory=dict)  # indices into measured iterations
+    scaling: dict | None = None
+    attribution: dict[int, dict] = field(default_factory=dict)
+    telemetry: pl.DataFrame | None = None
+    samples: pl.DataFrame | None = None  # attribution.samples_to_iterations
+    iter_telemetry: pl.DataFrame | None = None  # attribution.iteration_telemetry
+    budget_ms: float | None = None
+
+
+# -- building the facts ----------------------------------------------------------------------------
+def _baseline_p50(stats: pl.DataFrame, variants: pl.DataFrame, vid: int) -> float | None:
+    base, kind = find_baseline(variants, stats, vid)
+    if base is None or kind != "continuous":
+        return None
+    s = stats.filter(pl.col("variant_id") == base)
+    return float(s["p50_ms"][0]) if s.height and s["p50_ms"][0] is not None else None
+
+
+def _with_conveniences(summary: dict, t: Any, baseline: float | None, numbers: np.ndarray) -> dict:
+    """The tier summary plus flat ``levels`` / ``shares`` / ``ratios`` lists (what the report's
+    tier table and chart read) and onset/settle as recorded iteration numbers (the summary's
+    ``onset``/``settle`` are positions among the measured iterations)."""
+    out = dict(summary)
+    levels = [float(x) for x in t.levels]
+    out.setdefault("levels", levels)
+    out.setdefault("shares", [float(x) for x in t.shares])
+    out.setdefault("ratios", [x / baseline for x in levels] if baseline else None)
+    for key in ("onset", "settle"):
+        pos = summary.get(key)
+        out[f"{key}_iteration"] = int(numbers[pos]) if isinstance(pos, (int, np.integer)) and 0 <= pos < numbers.size else None
+    return out
+
+
+def collect_facts(run: Any, *, budget_ms: float | None = None, iters: pl.DataFrame | None = None) -> Facts:
+    """Everything the rules read about ``run`` (a ``trace.reader.Run``): per-variant statistics,
+    change points and latency tiers of every variant's measured latency (ms), batch scaling and
+    the attribution of the idle-delay variants. ``iters`` is ``stats.iterations`` of the run
+    when the caller already has it (the report)."""
+    if iters is None:
+        iters = iterations(run.steps, latency_basis(run.manifest))
+    stats = variant_stats(run.variants, iters)
+    done = iters.filter(~pl.col("warmup")) if iters.height else iters
+    changepoints: dict[int, list[int]] = {}
+    tier_objs: dict[int, Any] = {}
+    tiers: dict[int, dict] = {}
+    idle_ids = set(run.variants.filter(pl.col("scenario") == "idle")["variant_id"].to_list())
+    parts = done.sort("variant_id", "iteration").partition_by("variant_id", as_dict=True) if done.height else {}
+    for key, part in parts.items():
+        vid = int(key[0] if isinstance(key, tuple) else key)
+        values = part["latency_ns"].cast(pl.Float64).to_numpy() / NS_PER_MS
+        if values.size < MIN_POINTS_CHANGEPOINTS:
+            continue
+        changepoints[vid] = [int(c) for c in detect_changepoints(values)]
+        if vid in idle_ids:
+            t = detect_tiers(values)
+            tier_objs[vid] = t
+            base = _baseline_p50(stats, run.variants, vid)
+            tiers[vid] = _with_conveniences(tier_summary(values, t, baseline=base), t, base,
+                                            part["iteration"].to_numpy())
+    samples = samples_to_iterations(iters, run.telemetry)
+    per_iter_tel = iteration_telemetry(samples)
+    scaling = batch_scaling(stats, run.telemetry, budget_ms=budget_ms)
+    attribution = attribute(run.variants, iters, stats, run.telemetry, tier_objs, per_iter_tel)
+    return Facts(
+        run_id=run.id, manifest=run.manifest, variants=run.variants, iters=iters, stats=stats,
+        tiers=tier_objs, tier_summaries=tiers, changepoints=changepoints, scaling=scaling,
+        attribution=attribution, telemetry=run.telemetry, samples=samples, iter_telemetry=per_iter_tel,
+        budget_ms=budget_ms,
+    )
+
+
+# -- accessors the rules share -------------------------------------------------------------------------
+def row(f: Facts, vid: int) -> dict:
+    return f.variants.filter(pl.col("variant_id") == vid).row(0, named=True)
+
+
+def stat(f: Facts, vid: int, col: str) -> Any:
+    s = f.stats.filter(pl.col("variant_id") == vid)
+    return s[col][0] if s.height and col in s.columns else None
+
+
+def name(f: Facts, vid: int) -> str:
+    return row(f, vid)["name"]
+
+
+def is_paced(r: dict) -> bool:
+    return r["pacing"] != "none" and (r["idle_ms"] or 0) > 0
+
+
+def _ids(f: Facts, paced: bool) -> list[int]:
+    have = set(f.stats.filter(pl.col("n") > 0)["variant_id"].to_list())
+    return [r["variant_id"] for r in f.variants.sort("variant_id").iter_rows(named=True)
+            if is_paced(r) == paced and r["variant_id"] in have]
+
+
+def continuous_ids(f: Facts) -> list[int]:
+    return _ids(f, paced=False)
+
+
+def paced_ids(f: Facts) -> list[int]:
+    return _ids(f, paced=True)
+
+
+def gap_label(r: dict) -> str:
+    return f"{r['idle_ms']:g} ms {r['pacing']} gap"
+
+
+def iteration_numbers(f: Facts, vid: int) -> np.ndarray:
+    return measured(f.iters, vid)["iteration"].to_numpy()
+
+
+def ranges(numbers: np.ndarray, mask: np.ndarray, *, max_gap: int = 5, keep: int = 5) -> tuple[tuple[int, int], ...]:
+    """Inclusive (first, last) iteration numbers of the runs where ``mask`` holds, runs closer
+    than ``max_gap`` merged; the ``keep`` longest, in order."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return ()
+    runs: list[list[int]] = [[int(idx[0]), int(idx[0])]]
+    for i in idx[1:]:
+        if i - runs[-1][1] <= max_gap:
+            runs[-1][1] = int(i)
+        else:
+            runs.append([int(i), int(i)])
+    runs.sort(key=lambda r: r[0] - r[1])
+    runs = sorted(runs[:keep])
+    return tuple((int(numbers[a]), int(numbers[b])) for a, b in runs)
+
+
+def fmt_ranges(rs: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in rs)
+
+
+def nsys_hint(f: Facts, vid: int, rs: tuple[tuple[int, int], ...], steps: tuple[str, ...],
+              compare: str | None = None) -> str:
+    """Where to look in Nsight Systems (NVTX domain "tracegen")."""
+    where = f"iterations {fmt_ranges(rs)}" if rs else "its iterations"
+    cats = ", ".join(f'"{s}"' for s in steps)
+    text = (f'NVTX domain "tracegen": open the range "{name(f, vid)}", {where} (iteration ranges carry the '
+            f"iteration index as payload), and the step ranges with category {cats} and the CUDA rows beneath them")
+    if compare:
+        text += f"; compare with {compare}"
+    return text + "."
+
+
+def max_sm_clock(f: Facts) -> tuple[float | None, str]:
+    """The GPU's maximum SM clock and where it comes from: the manifest when recorded
+    (``"manifest"``), else the highest SM clock sampled in this run (``"observed"``)."""
+    gpu = f.manifest.get("gpu") or {}
+
+    def walk(d: Any, path: str = "") -> float | None:
+        if isinstance(d, dict):
+            for k, v in d.items():
+                r = walk(v, f"{path}.{k}".lower())
+                if r is not None:
+                    return r
+        elif isinstance(d, (int, float)) and "max" in path and ("sm" in path or "graphics" in path) \
+                and "mem" not in path.rsplit(".", 1)[-1]:
+            return float(d)
+        return None
+
+    v = walk(gpu)
+    if v:
+        return v, "manifest"
+    tel = f.telemetry
+    if tel is not None and tel.height and "sm_clock_mhz" in tel.columns and tel["sm_clock_mhz"].null_count() < tel.height:
+        return as_float(tel["sm_clock_mhz"].max()), "observed"
+    return None, "unknown"

@@ -1,0 +1,1 @@
+"""Traces made elsewhere (trtexec, per-step tables, Nsight Systems reports) as tracegen runs."""
