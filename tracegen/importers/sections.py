@@ -31,8 +31,12 @@ def origin_section(manifest: dict[str, Any], steps: list[str]) -> dict[str, Any]
     params = []
     for v in origin.get("variants") or []:
         p = v.get("parameters") or {}
+        by_source: dict[str, list[str]] = {}
+        for k, d in p.items():
+            if isinstance(d, dict):
+                by_source.setdefault(str(d.get("from")), []).append(k)
         params.append({"variant_id": v.get("variant_id"), "file": v.get("times") or v.get("file"),
-                       "from": ", ".join(f"{k} {d.get('from')}" for k, d in p.items() if isinstance(d, dict))})
+                       "from": "; ".join(f"from {src}: {', '.join(keys)}" for src, keys in by_source.items())})
     return {
         "kind": kind,
         "label": ORIGIN_LABELS.get(kind, kind),
