@@ -12,7 +12,7 @@ from tracegen.analysis import stats as S
 from tracegen.report.iterations import _regular, iterations
 from tracegen.trace.reader import read_run
 
-EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").iterdir() if p.is_dir())
+EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").iterdir() if (p / "manifest.json").is_file())
 
 
 @pytest.mark.parametrize("run_dir", EXAMPLES, ids=lambda p: p.name)
