@@ -127,7 +127,9 @@ class _RawPair:
 
     def elapsed_ns(self) -> int:
         ms = ctypes.c_float()
-        _Driver.check(self._lib.cuEventElapsedTime(ctypes.byref(ms), self.a, self.b), "cuEventElapsedTime")
+        # CUDA 12.8+ headers map the call to the _v2 symbol; older drivers only have the first.
+        fn = getattr(self._lib, "cuEventElapsedTime_v2", None) or self._lib.cuEventElapsedTime
+        _Driver.check(fn(ctypes.byref(ms), self.a, self.b), "cuEventElapsedTime")
         return round(ms.value * 1e6)
 
 

@@ -113,3 +113,4 @@ def test_scores():
     assert covering([50], [50], 100) == 1.0
     assert covering([], [50], 100) == pytest.approx(0.5)
     assert covering([50], [], 100) == pytest.approx(0.5)
+

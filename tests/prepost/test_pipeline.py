@@ -82,7 +82,6 @@ def test_device_pipeline_stages_uploads_and_keeps_the_result_small(monkeypatch):
     assert ops.staged == [[0, 1], [2, 3], [0, 1]]  # raw frames cycle through the batch
     assert ops.log[:5] == ["upload", ("resize", 1234), ("topk", 5678), "download", "upload"]
     assert calls == ["infer"] * 3  # the full output is never copied back
-    assert pipe.info["upload_bytes_per_image"] == 12 * 12 * 3
     pipe.close()
     assert ops.log[-1] == "closed"
 
@@ -117,3 +116,11 @@ def test_frame_cycle_gives_each_iteration_new_frames_without_copies():
     firsts = [[int(f[0, 0, 0]) for f in cycle.next()] for _ in range(4)]
     assert firsts == [[0, 1, 2], [3, 0, 1], [2, 3, 0], [1, 2, 3]]
     assert all(np.shares_memory(f, FRAMES) for f in cycle.next())
+
+
+def test_without_cupy_a_gpu_defaults_to_host_steps_and_refuses_device_ones():
+    assert P.resolve_modes(None, None, gpu=True, device_ok=False) == ("host", "host")
+    from tracegen.errors import MissingDependency
+
+    with pytest.raises(MissingDependency, match="cupy"):
+        P.resolve_modes("device", None, gpu=True, device_ok=False)

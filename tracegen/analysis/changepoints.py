@@ -389,9 +389,10 @@ def _contrast_candidates(sums: _Sums, unit: float) -> np.ndarray:
     points = [found]
     for i in found:
         half = contrast[i] / 2.0
-        left = np.flatnonzero(contrast[max(0, i - HALF_SEARCH) : i] < half)
+        start = max(0, i - HALF_SEARCH)
+        left = np.flatnonzero(contrast[start:i] < half)
         right = np.flatnonzero(contrast[i + 1 : i + 1 + HALF_SEARCH] < half)
-        points.append(np.array([i - left.size + left[-1] if left.size else max(0, i - HALF_SEARCH),
+        points.append(np.array([start + left[-1] if left.size else start,
                                 i + 1 + right[0] if right.size else min(contrast.size - 1, i + HALF_SEARCH)]))
     return (np.unique(np.concatenate(points)) + 2) * sums.chunk
 

@@ -22,6 +22,7 @@ import polars as pl
 from tracegen.analysis.attribution import (
     attribute,
     find_baseline,
+    has_gpu_times,
     iteration_telemetry,
     measured,
     samples_to_iterations,
@@ -53,6 +54,7 @@ class Facts:
     samples: pl.DataFrame | None = None  # attribution.samples_to_iterations
     iter_telemetry: pl.DataFrame | None = None  # attribution.iteration_telemetry
     budget_ms: float | None = None
+    nsys: Any = None  # trace.nsys_tables.NsysTables after `tracegen nsys-import`, else None
 
 
 # -- building the facts ----------------------------------------------------------------------------
@@ -113,8 +115,14 @@ def collect_facts(run: Any, *, budget_ms: float | None = None, iters: pl.DataFra
         run_id=run.id, manifest=run.manifest, variants=run.variants, iters=iters, stats=stats,
         tiers=tier_objs, tier_summaries=tiers, changepoints=changepoints, scaling=scaling,
         attribution=attribution, telemetry=run.telemetry, samples=samples, iter_telemetry=per_iter_tel,
-        budget_ms=budget_ms,
+        budget_ms=budget_ms, nsys=_nsys_tables(run),
     )
+
+
+def _nsys_tables(run: Any) -> Any:
+    from tracegen.trace.nsys_tables import read_nsys_tables
+
+    return read_nsys_tables(run.path, run.manifest) if getattr(run, "path", None) is not None else None
 
 
 # -- accessors the rules share -------------------------------------------------------------------------
@@ -183,8 +191,9 @@ def nsys_hint(f: Facts, vid: int, rs: tuple[tuple[int, int], ...], steps: tuple[
     """Where to look in Nsight Systems (NVTX domain "tracegen")."""
     where = f"iterations {fmt_ranges(rs)}" if rs else "its iterations"
     cats = ", ".join(f'"{s}"' for s in steps)
+    rows = "the CUDA rows beneath them" if has_gpu_times(f.iters) else "the thread's CPU samples and OS runtime rows"
     text = (f'NVTX domain "tracegen": open the range "{name(f, vid)}", {where} (iteration ranges carry the '
-            f"iteration index as payload), and the step ranges with category {cats} and the CUDA rows beneath them")
+            f"iteration index as payload), and the step ranges with category {cats} and {rows}")
     if compare:
         text += f"; compare with {compare}"
     return text + "."

@@ -28,7 +28,7 @@ from tracegen.trace.atomic import write_parquet
 from tracegen.trace.writer import RunWriter, create_run_dir
 
 # Where a run came from (manifest ``origin.kind``); runs without the key come from ``tracegen run``.
-ORIGINS = ("runner", "recorder", "trtexec", "table")
+ORIGINS = ("runner", "recorder", "trtexec", "table", "nsys")
 
 
 def origin_kind(manifest: dict[str, Any]) -> str:
@@ -76,9 +76,9 @@ def sha256(path: Path) -> str:
 
 
 def file_entry(path: Path, role: str, **extra: Any) -> dict[str, Any]:
-    """How the manifest names one input file (path as given, absolute path, size, sha256)."""
+    """How the manifest names one input file (path as given, size, sha256)."""
     path = Path(path)
-    return {"role": role, "path": str(path), "resolved": str(path.resolve()), "bytes": path.stat().st_size,
+    return {"role": role, "path": str(path), "bytes": path.stat().st_size,
             "sha256": sha256(path), **extra}
 
 

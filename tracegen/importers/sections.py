@@ -16,6 +16,7 @@ ORIGIN_LABELS = {
     "recorder": "recorded by tracegen.Recorder in the user's own program",
     "trtexec": "imported from trtexec exports (`tracegen import trtexec`)",
     "table": "imported from a per-step table (`tracegen import table`)",
+    "nsys": "imported from an Nsight Systems report (`tracegen nsys-import`)",
 }
 LATENCY_TEXT = {
     "host": "host wall time of the work steps (every step but idle)",

@@ -57,7 +57,9 @@ __global__ void resize_normalize(const unsigned char* __restrict__ src, T* __res
     const unsigned char* r0 = f + (long long)y0 * sw * 3;
     const unsigned char* r1 = f + (long long)y1 * sw * 3;
     float sc[4] = {s0, s1, s2, s3}, of[4] = {o0, o1, o2, o3};
-    for (int c = 0; c < channels; ++c) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {  // unrolled, so sc/of stay in registers
+        if (c >= channels) break;
         int k = c % 3;
         float top = r0[x0 * 3 + k] + (r0[x1 * 3 + k] - (float)r0[x0 * 3 + k]) * wx;
         float bot = r1[x0 * 3 + k] + (r1[x1 * 3 + k] - (float)r1[x0 * 3 + k]) * wx;

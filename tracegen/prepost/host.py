@@ -48,6 +48,11 @@ def _opencv():
     return cv2
 
 
+def host_library() -> str:
+    """What host preprocessing uses here: ``opencv`` when it imports, else ``numpy``."""
+    return "opencv" if _opencv() is not None else "numpy"
+
+
 class HostPreprocess:
     """Resize + normalise uint8 HWC frames into a (B, C, H, W) buffer of the model's dtype."""
 

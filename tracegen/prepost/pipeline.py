@@ -64,10 +64,16 @@ class FrameCycle:
         return out
 
 
-def resolve_modes(preprocess, postprocess, gpu: bool) -> tuple[Any, Any]:
-    """Defaults (device on a GPU, host on the CPU) and the CPU's refusal of device steps."""
-    pre = preprocess if preprocess is not None else ("device" if gpu else "host")
-    post = postprocess if postprocess is not None else ("device" if gpu else "host")
+def resolve_modes(preprocess, postprocess, gpu: bool, device_ok: bool = True) -> tuple[Any, Any]:
+    """Defaults (device on a GPU where the kernels can run, i.e. CuPy imports; else host) and the
+    CPU's refusal of device steps. Asking for ``device`` explicitly without CuPy is an error."""
+    default = "device" if gpu and device_ok else "host"
+    pre = preprocess if preprocess is not None else default
+    post = postprocess if postprocess is not None else default
+    if gpu and not device_ok and "device" in (pre, post):
+        from tracegen.optional import require
+
+        require("cupy")  # raises with the install hint
     if not gpu:
         for option, value in (("preprocess", pre), ("postprocess", post)):
             if value == "device":
@@ -124,7 +130,6 @@ def build_pipeline(*, device, bindings, enqueue: Callable[[], None], frames: np.
             stage(cycle.next())
             upload()
         steps += [PipelineStep("h2d", h2d, True), PipelineStep("preprocess", ops.preprocess, True)]
-        pipe.info["upload_bytes_per_image"] = int(ops.staging[0].nbytes)
     else:
         pre_fn = HostPreprocess(*host_in.shape[1:], library=host_library) if pre == "host" else pre
         if pre == "host":
@@ -132,7 +137,6 @@ def build_pipeline(*, device, bindings, enqueue: Callable[[], None], frames: np.
         steps.append(PipelineStep("preprocess", lambda: pre_fn(cycle.next(), host_in), False))
         if bindings.copy_in is not None:
             steps.append(PipelineStep("h2d", bindings.copy_in, True))
-            pipe.info["upload_bytes_per_image"] = int(host_in[0].nbytes)
     steps.append(PipelineStep("infer", enqueue, gpu))
     if post == "device":
         steps += [PipelineStep("postprocess", ops.postprocess, True), PipelineStep("d2h", ops.download, True)]

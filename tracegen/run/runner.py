@@ -34,6 +34,8 @@ from tracegen.telemetry.nvtx import Ranges
 from tracegen.trace import schema as S
 from tracegen.trace.manifest import host_info, library_versions
 from tracegen.trace.writer import RunWriter, create_run_dir
+from tracegen.optional import available
+from tracegen.prepost.host import host_library
 from tracegen.prepost.pipeline import (Pipeline, build_pipeline, describe, engine_only, load_user_steps, resolve_modes,
                                       step_order)
 from tracegen.run.variant_pacing import arrivals_manifest, make_variant_pacer, run_eta
@@ -178,8 +180,12 @@ class Runner:
         self.backend_name, self.backend_cls = backend_name, cls
         self._check_requirements(cls)
         self._validate(cls)
-        modes = resolve_modes(config.preprocess, config.postprocess,
-                              gpu=cls.device_kind != "host")
+        gpu = cls.device_kind != "host"
+        device_ok = gpu and available("cupy")
+        modes = resolve_modes(config.preprocess, config.postprocess, gpu=gpu, device_ok=device_ok)
+        if gpu and not device_ok and None in (config.preprocess, config.postprocess):
+            self._say("[yellow]CuPy is not installed: pre/postprocessing run on the host "
+                      "(pip install cupy-cuda12x or cupy-cuda13x for device pre/postprocessing)[/]")
         self.pre_spec, self.post_spec = modes  # as given, for the manifest
         self.pre, self.post = load_user_steps(*modes)
         self.variants = plan_variants(config)
@@ -258,6 +264,7 @@ class Runner:
             "pipeline": {
                 "steps": step_order(self.pre, self.post, gpu),
                 **describe(self.pre_spec, self.post_spec),
+                "host_library": host_library() if self.pre_spec == "host" else None,
                 "not_applicable": {} if gpu else {
                     "h2d": "CPU backend: the input already lives in host memory",
                     "d2h": "CPU backend: the output is written to host memory",

@@ -1,0 +1,174 @@
+"""Change points on real, labelled series: tracegen against ruptures and "no change".
+
+Data sets (see ``tests/analysis/cp_real.py`` for the scores, TCPD's F1 with margin 5 and
+covering, against every annotator):
+
+* ``tcpd``: the Turing Change Point Dataset, human-annotated (build_cp_datasets.py --tcpd);
+* ``rtt``: RIPE Atlas RTT traces, manually labelled (build_cp_datasets.py --rtt);
+* ``cpu``: onnxruntime CPU latency traces with changes scheduled at known iterations
+  (committed under tests/analysis/data/cpu, re-recorded by record_cpu_changes.py);
+* ``gpu``: the same on a GPU, when a folder of such recordings is given with --gpu.
+
+Methods:
+
+* ``tracegen``: ``detect_changepoints(values)``, defaults;
+* ``kernel-rbf``: ruptures ``KernelCPD(kernel="rbf", min_size=2)`` on robust z-scores
+  ((x - median) / (1.4826 MAD)), penalty log n;
+* ``binseg-l2``, ``pelt-l2``: ruptures ``Binseg`` / ``Pelt`` (model "l2", ruptures' defaults
+  min_size 2 and jump 5: with jump 1, Pelt takes 73 s on one 10,000-point RTT trace) on the
+  same z-scores with a BIC-like penalty: 2 log n times the noise variance, estimated
+  robustly from first differences (MAD of the differences / sqrt 2, squared);
+* ``no change``: no change point.
+
+Every method gets the same input: missing values filled with the previous value. Times are
+medians of ``--repeats`` calls per series, summed over the series of a set.
+
+    python benchmarks/bench_changepoints_real.py [--sets tcpd,rtt,cpu] [--repeats 3] [--split all|dev|held-out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.analysis.cp_real import DATA, FIXTURES, covering, f_measure, held_out, load_json_set, load_recorded  # noqa: E402
+from tracegen.analysis import detect_changepoints  # noqa: E402
+
+
+def ffill(v: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(v)
+    if not bad.any():
+        return v
+    idx = np.where(bad, 0, np.arange(v.size))
+    np.maximum.accumulate(idx, out=idx)
+    out = v[idx]
+    first = np.flatnonzero(~bad)
+    out[: first[0] if first.size else v.size] = v[first[0]] if first.size else 0.0
+    return out
+
+
+def robust_z(v: np.ndarray) -> np.ndarray:
+    med = np.median(v)
+    mad = 1.4826 * np.median(np.abs(v - med))
+    if mad <= 0:
+        mad = np.std(v) or 1.0
+    return (v - med) / mad
+
+
+def _bkps(algo, pen: float, n: int) -> list[int]:
+    return [int(b) for b in algo.predict(pen=pen) if b < n]
+
+
+def kernel_rbf(v):
+    import ruptures as rpt
+
+    z = robust_z(v).reshape(-1, 1)
+    return _bkps(rpt.KernelCPD(kernel="rbf", min_size=2).fit(z), math.log(len(v)), len(v))
+
+
+def _bic_pen(z: np.ndarray) -> float:
+    d = np.diff(z)
+    sigma = 1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)
+    return 2.0 * math.log(z.size) * max(sigma * sigma, 1e-12)
+
+
+def binseg(v):
+    import ruptures as rpt
+
+    z = robust_z(v)
+    return _bkps(rpt.Binseg(model="l2").fit(z.reshape(-1, 1)), _bic_pen(z), len(v))
+
+
+def pelt(v):
+    import ruptures as rpt
+
+    z = robust_z(v)
+    return _bkps(rpt.Pelt(model="l2").fit(z.reshape(-1, 1)), _bic_pen(z), len(v))
+
+
+METHODS = {
+    "tracegen": lambda v: detect_changepoints(v),
+    "kernel-rbf": kernel_rbf,
+    "binseg-l2": binseg,
+    "pelt-l2": pelt,
+    "no change": lambda v: [],
+}
+
+
+def load_sets(names, gpu: Path | None):
+    sets = {}
+    for name in names:
+        if name in ("tcpd", "rtt"):
+            path = DATA / "real" / f"{name}.json"
+            if not path.exists():
+                print(f"skip {name}: {path} missing; run benchmarks/build_cp_datasets.py", file=sys.stderr)
+                continue
+            sets[name] = load_json_set(path)
+        elif name == "cpu":
+            sets[name] = load_recorded(FIXTURES / "cpu")
+        elif name == "gpu" and gpu is not None:
+            sets[name] = load_recorded(gpu)
+    return sets
+
+
+def evaluate(series, methods, repeats: int):
+    """Per method: mean F1, mean covering, total seconds (median of repeats per series)."""
+    out = {m: {"f1": [], "cover": [], "seconds": 0.0} for m in methods}
+    for s in series:
+        v = ffill(s.values)
+        for m in methods:
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                cps = METHODS[m](v)
+                times.append(time.perf_counter() - t0)
+            out[m]["f1"].append(f_measure(s.annotations, cps))
+            out[m]["cover"].append(covering(s.annotations, cps, v.size))
+            out[m]["seconds"] += float(np.median(times))
+    return out
+
+
+def table(title: str, res: dict, count: int) -> str:
+    lines = [f"### {title} ({count} series)", "", "| method | F1 (margin 5) | covering | time s |",
+             "| --- | --- | --- | --- |"]
+    for m, r in res.items():
+        lines.append(f"| {m} | {np.mean(r['f1']):.3f} | {np.mean(r['cover']):.3f} | {r['seconds']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default="tcpd,rtt,cpu")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--split", choices=("all", "dev", "held-out", "both"), default="both",
+                   help="all series, the development half, the held-out half, or all and held-out (default)")
+    p.add_argument("--gpu", type=Path, help="folder of GPU recordings (schedule.json + CSV)")
+    p.add_argument("--per-series", action="store_true", help="also print F1/covering per series")
+    args = p.parse_args(argv)
+    methods = args.methods.split(",")
+    names = args.sets.split(",") + (["gpu"] if args.gpu else [])
+    for name, series in load_sets(names, args.gpu).items():
+        dev, held = held_out(series)
+        parts = {"all": [("all", series)], "dev": [("development half", dev)],
+                 "held-out": [("held-out half", held)],
+                 "both": [("all", series), ("held-out half", held)]}[args.split]
+        for label, chosen in parts:
+            res = evaluate(chosen, methods, args.repeats)
+            print(table(f"{name}, {label}", res, len(chosen)), end="\n\n", flush=True)
+            if args.per_series:
+                for i, s in enumerate(chosen):
+                    print(s.name, " ".join(f"{m}={res[m]['f1'][i]:.2f}/{res[m]['cover'][i]:.2f}" for m in methods))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
