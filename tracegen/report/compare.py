@@ -208,6 +208,8 @@ def _scaling(a: dict | None, b: dict | None) -> dict[str, Any] | None:
 
 
 def _findings(a: Side, b: Side) -> dict[str, list[dict[str, Any]]]:
+    """Findings matched by id and headline variant (by parameters). A finding about a variant
+    the other run did not measure is not "gone" or "new": it is listed apart."""
     def keyed(s: Side) -> dict[tuple[str, str], dict[str, Any]]:
         by_id = {r["variant_id"]: r for r in s.variants}
         out = {}
@@ -217,10 +219,15 @@ def _findings(a: Side, b: Side) -> dict[str, list[dict[str, Any]]]:
         return out
 
     fa, fb = keyed(a), keyed(b)
-    # the same kind of finding about another variant (tiers after a 20 ms gap, now after 50 ms)
-    # is the same finding moved, not one gone and one new
-    left_a = [k for k in fa if k not in fb]
-    for kb in [k for k in fb if k not in fa]:
+    measured_a = {variant_key(r) for r in a.variants if r.get("n")}
+    measured_b = {variant_key(r) for r in b.variants if r.get("n")}
+    only_a = {k: fa.pop(k) for k in list(fa) if k not in fb and k[1] and k[1] not in measured_b}
+    only_b = {k: fb.pop(k) for k in list(fb) if k not in fa and k[1] and k[1] not in measured_a}
+    # a kind that each run reports once, about another variant (tiers after a 20 ms gap, now
+    # after 50 ms), is the same finding moved, not one gone and one new
+    once = {i for i in {k[0] for k in fa} if sum(k[0] == i for k in fa) == 1 and sum(k[0] == i for k in fb) == 1}
+    left_a = [k for k in fa if k not in fb and k[0] in once]
+    for kb in [k for k in fb if k not in fa and k[0] in once]:
         ka = next((k for k in left_a if k[0] == kb[0]), None)
         if ka is not None:
             left_a.remove(ka)
@@ -230,7 +237,8 @@ def _findings(a: Side, b: Side) -> dict[str, list[dict[str, Any]]]:
                 "worse": SEVERITIES.index(fb[k]["severity"]) < SEVERITIES.index(fa[k]["severity"])}
                for k in fa if k in fb and fa[k]["severity"] != fb[k]["severity"]]
     return {"appeared": [view(fb[k]) for k in fb if k not in fa], "disappeared": [view(fa[k]) for k in fa if k not in fb],
-            "changed": changed, "unchanged": [view(fb[k]) for k in fb if k in fa and fa[k]["severity"] == fb[k]["severity"]]}
+            "changed": changed, "unchanged": [view(fb[k]) for k in fb if k in fa and fa[k]["severity"] == fb[k]["severity"]],
+            "only_a": [view(f) for f in only_a.values()], "only_b": [view(f) for f in only_b.values()]}
 
 
 def regressions(cmp: dict[str, Any], pct: float) -> list[dict[str, Any]]:
