@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracegen.analysis.attribution import has_gpu_times, measured
+from tracegen.analysis.attribution import contrast, find_sibling, has_gpu_times, measured
 from tracegen.analysis.facts import (
     Facts,
     iteration_numbers,
@@ -146,15 +146,20 @@ def case_of(f: Facts, vid: int, *, tiers: dict | None, gap: dict | None, use_tie
         dec, clock, kind = a.get("vs_baseline"), a.get("clock_vs_baseline"), "gap"
     if dec is None:
         return None
-    keep = (a.get("contrasts", {}).get("keepalive_vs_sleep") or {}).get("alt_variant")
+    r = row(f, vid)
+    keep = find_sibling(f.variants, vid, pacing="keepalive") if r["pacing"] != "keepalive" else None
     keep_dec = (f.attribution.get(keep, {}).get("vs_baseline") or {}) if keep is not None else {}
-    return {"variant_id": vid, "row": row(f, vid), "tiers": tiers, "gap": gap, "kind": kind,
-            "decomposition": dec, "clock": clock, "attribution": a, "contrasts": a.get("contrasts", {}),
-            "gpu": has_gpu_times(f.iters), "keepalive_gpu_extra_ms": keep_dec.get("gpu_extra_ms")}
+    contrasts = dict(a.get("contrasts", {}))
+    if keep_dec and "keepalive_vs_sleep" not in contrasts and a.get("baseline_kind") == "continuous":
+        base = a["baseline_id"]  # a spin variant against its keep-alive sibling, like sleep's contrast
+        contrasts["keepalive_vs_sleep"] = contrast(f.iters, f.stats, vid, keep, base, base)
+    return {"variant_id": vid, "row": r, "tiers": tiers, "gap": gap, "kind": kind,
+            "decomposition": dec, "clock": clock, "attribution": a, "contrasts": contrasts,
+            "gpu": has_gpu_times(f.iters), "keepalive_gpu_extra_ms": keep_dec.get("gpu_extra_ms") if keep_dec else None}
 
 
 SLOW_RATIO = 1.05  # a paced variant is slower than its baseline: p50 >= 1.05 x the baseline p50 ...
-SLOW_MIN_MS = 0.02  # ... and >= 0.02 ms above it, or it has latency tiers (``tier_facts``)
+SLOW_MIN_MS = 0.02  # ... and >= 0.02 ms above it (and its trimmed mean above the baseline's), or it has tiers
 
 
 def is_slow(f: Facts, vid: int) -> bool:
@@ -163,7 +168,9 @@ def is_slow(f: Facts, vid: int) -> bool:
     p50, base = a.get("p50_ms"), a.get("baseline_p50_ms")
     if a.get("baseline_kind") != "continuous" or not p50 or not base:
         return False
-    return (p50 >= SLOW_RATIO * base and p50 - base >= SLOW_MIN_MS) or tier_facts(f, vid) is not None
+    mean_extra = (a.get("vs_baseline") or {}).get("extra_ms")
+    slower = p50 >= SLOW_RATIO * base and p50 - base >= SLOW_MIN_MS and (mean_extra or 0) > 0
+    return slower or tier_facts(f, vid) is not None
 
 
 def cases(f: Facts) -> list[dict[str, Any]]:

@@ -136,13 +136,13 @@ def _host(f: Facts, r: dict, E: float | None, case: dict) -> Line | None:
         else:
             text = f"the host waking up is a small part: busy-waiting (CPU wake-up) removes only {pct_text(r0)} of it"
         ev = (f"spin {ms_text(c['alt_p50_ms'])} vs {r['pacing']} {ms_text(c['ref_p50_ms'])} p50; removes "
-              f"{pct_text(r0)} of the gap's extra time")
+              f"{pct_text(share)} of the gap's extra time")
         return Line("host wake-up", f"{r['pacing']} vs spin", share, True, text + "." + freq, spin, ev)
     comps = case["decomposition"].get("components_ms", {})
     host = sum(max(0.0, comps.get(k, 0.0)) for k in ("preprocess", "postprocess", "sync_wait"))
     if E and E > 0 and host >= X.HOST_SHARE * E:
         return Line("host wake-up", "step breakdown", _clamp(host / E), False,
-                    f"no busy-wait variant; {pct_text(host / E)} of the extra time sits in host steps "
+                    f"no busy-wait variant; {pct_text(_clamp(host / E))} of the extra time sits in host steps "
                     f"(pre/postprocess and the sync wait).{freq}")
     return None
 
@@ -179,7 +179,7 @@ def _gpu_idle(f: Facts, r: dict, E: float | None, case: dict) -> Line | None:
     steady = clock.get("sm_clock_drop") is not None and abs(clock["sm_clock_drop"]) < X.CLOCK_DROP
     if E and E > 0 and g_me >= X.GPU_SHARE * E and steady:
         return Line("GPU idling", "step breakdown", _clamp(g_me / E), False,
-                    f"no keep-alive variant; {pct_text(g_me / E)} of the extra time is GPU compute at an unchanged "
+                    f"no keep-alive variant; {pct_text(_clamp(g_me / E))} of the extra time is GPU compute at an unchanged "
                     f"SM clock.")
     return None
 
@@ -201,7 +201,7 @@ def _launch(f: Facts, r: dict, E: float | None) -> Line | None:
                 if r0 < 0.05 else
                 f"the launch path is a small part: a CUDA graph (launch overhead) removes only {pct_text(r0)} of it")
         ev = (f"graph {ms_text(c['alt_p50_ms'])} vs eager {ms_text(c['ref_p50_ms'])} p50 at the same gap; removes "
-              f"{pct_text(r0)} of the gap's extra time")
+              f"{pct_text(share)} of the gap's extra time")
         return Line("launch path", "eager vs graph", share, True, text + ".", g, ev)
     if r["launch"] == "graph":
         e = _sibling(f, vid, launch="eager")
@@ -210,9 +210,11 @@ def _launch(f: Facts, r: dict, E: float | None) -> Line | None:
         c = _extra_vs(f, e, vid)  # eager as the reference: how much of its extra the graph removes
         if c["ref_extra_ms"] is None or c["removed_fraction"] is None:
             return None
-        return Line("launch path", "graph vs eager", None, True,
-                    f"with eager launches the same gap costs {ms_text(c['ref_extra_ms'])}; the CUDA graph already "
-                    f"removes {pct_text(_clamp(c['removed_fraction']))} of that.", e)
+        saved = _clamp(c["removed_fraction"])
+        text = (f"with eager launches the same gap costs {ms_text(c['ref_extra_ms'])}; the CUDA graph already removes "
+                f"{pct_text(saved)} of that." if saved >= X.RULED_OUT else
+                f"with eager launches the same gap costs {ms_text(c['ref_extra_ms'])}: the launch mode does not change it.")
+        return Line("launch path", "graph vs eager", None, True, text, e)
     return None
 
 
