@@ -35,6 +35,8 @@ import math
 
 import numpy as np
 
+from tracegen.analysis.changepoints.signal import NOISE_SAMPLE, fill_missing, as_array, noise_scale
+
 #: Shortest reported segment, in iterations.
 MIN_SIZE = 5
 #: Penalty per segment, in units of sigma^2 * log(n). BIC would be 2 (a level and a
@@ -60,20 +62,12 @@ CANDIDATE_Z = 4.0
 HALF_SEARCH = 64
 #: A boundary next to a ramp may move this far to the knot of a continuous fit.
 HINGE_REACH = 50
-#: The noise scale is estimated from about NOISE_SAMPLE neighbour pairs (evenly spread), as
-#: the root mean square of the smallest NOISE_KEEP of their differences (corrected to the
-#: standard deviation for normal noise): far more precise than the MAD on short traces, and
-#: blind to the largest 10 % (steps, spikes: a spike makes two large differences).
-NOISE_SAMPLE = 1 << 13
-NOISE_KEEP = 0.9
-_q = 1.6448536269514722  # normal quantile at (1 + NOISE_KEEP) / 2
-_TRIMMED_VARIANCE = 1.0 - 2.0 * _q * math.exp(-_q * _q / 2.0) / math.sqrt(2.0 * math.pi) / NOISE_KEEP
 #: Segments up to this long have their sums taken directly (about their own start), so the
 #: time moments of short segments far into a long trace keep full precision.
 DIRECT = 512
 
 
-def detect_changepoints(values, *, min_size: int | None = None, penalty: float | None = None) -> list[int]:
+def detect_linear(values, *, min_size: int | None = None, penalty: float | None = None) -> list[int]:
     """Indices where a new segment of ``values`` starts, sorted, 0 excluded.
 
     ``values``: 1-D latencies (list, numpy array or polars Series), in iteration order.
@@ -82,7 +76,7 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     (default ``PENALTY_FACTOR * log(n)``).
     Non-finite values are replaced by the previous finite one (they carry no evidence).
     """
-    y = _finite(as_array(values))
+    y = fill_missing(as_array(values))
     n = y.size
     min_size = MIN_SIZE if min_size is None else max(1, int(min_size))
     if n < 2 * min_size:
@@ -108,67 +102,6 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
 
 # --- input and robust signal -------------------------------------------------------------
 
-
-def as_array(values) -> np.ndarray:
-    """1-D float64 array from a list, numpy array or polars Series (nulls become NaN)."""
-    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
-        values = values.to_numpy()
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"expected a 1-D sequence of latencies, got shape {arr.shape}")
-    return arr
-
-
-def all_finite(y: np.ndarray) -> bool:
-    """True when no value is NaN or infinite (a sum is one fast pass; exact check if it overflows)."""
-    return bool(np.isfinite(y.sum())) or bool(np.isfinite(y).all())
-
-
-def _finite(y: np.ndarray) -> np.ndarray:
-    """Replace non-finite entries by the previous finite value (the first finite one at the start)."""
-    if all_finite(y):
-        return y
-    bad = ~np.isfinite(y)
-    if bad.all():
-        return np.zeros_like(y)
-    idx = np.where(bad, 0, np.arange(y.size))
-    np.maximum.accumulate(idx, out=idx)
-    first = np.flatnonzero(~bad)[0]
-    idx[:first] = first
-    return y[idx]
-
-
-def to_log(y: np.ndarray) -> np.ndarray:
-    """float32 log(y) when every value is positive (multiplicative noise becomes additive), else float32 y.
-
-    float32 is twice as fast; its 1e-7 resolution is far below latency noise.
-    """
-    y32 = y.astype(np.float32)
-    return np.log(y32, out=y32) if y.size and y.min() > 0 else y32
-
-
-def noise_scale(z: np.ndarray, *, relative: bool = False) -> float:
-    """Robust standard deviation of the point-to-point noise of ``z``.
-
-    Trimmed root mean square of the first differences / sqrt(2) (see ``NOISE_KEEP``), from
-    about ``NOISE_SAMPLE`` evenly spread pairs (``relative``: differences of log z, i.e. noise
-    as a fraction of the level). Quantised traces (most differences exactly 0) fall back to
-    the mean absolute deviation of the differences. Returns 0.0 for a constant trace.
-    """
-    if z.size < 3:
-        return 0.0
-    step = max(1, (z.size - 1) // NOISE_SAMPLE)
-    count = (z.size - 1) // step
-    a = z[:-1:step][:count].astype(np.float64)
-    b = z[1::step][:count].astype(np.float64)
-    d = np.log(b / a) if relative else b - a
-    dev = np.abs(d - np.median(d))
-    keep = max(1, int(NOISE_KEEP * dev.size))
-    core = np.partition(dev, keep - 1)[:keep]
-    sigma = math.sqrt(float(core @ core) / keep / _TRIMMED_VARIANCE / 2.0)
-    if sigma <= 0.0:
-        sigma = math.sqrt(math.pi / 2.0) * float(dev.mean()) / math.sqrt(2.0)
-    return sigma
 
 
 def robust_signal(y: np.ndarray, ref_block: int):
@@ -598,7 +531,8 @@ def _hinge(sums: _Sums, a: int, c: int, lo: int, hi: int) -> tuple[int, float]:
     return lo + j, float(ss[j])
 
 
-def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, jump_penalty: float) -> np.ndarray:
+def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, jump_penalty: float,
+                accept=None) -> np.ndarray:
     """Where a ramp starts or ends without a jump, place its boundary at the knot of one
     continuous broken line across both segments: a kink is located far better by the
     continuous fit than by two separate ones that may jump. Used when the continuous fit
@@ -616,5 +550,56 @@ def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, j
         # Both fits have three parameters (the broken line: a level and two slopes; flat plus
         # line: two levels and a slope), and the separate fits pay one slope penalty.
         if ss + costs.p <= costs.one(left, x - a) + costs.one(right, c - x) + jump_penalty:
-            b[j] = knot
+            if accept is None or accept(a, x, knot, c):
+                b[j] = knot
     return np.array(b, dtype=np.int64)
+
+
+def merge_ramps(y: np.ndarray, bounds: np.ndarray, min_size: int, same, accept) -> np.ndarray:
+    """Turn staircases cut out of a ramp back into one sloped segment, then put the ends of
+    each merged ramp at the knots of a continuous broken line.
+
+    Adjacent segments merge, best gain first, when (1) one straight line over both costs no
+    more than the two fits apart plus one segment's penalty, (2) that line is sloped, and (3)
+    ``same(residuals, split)`` says that once the line is removed the two parts no longer
+    differ (the rank model's own test): the steps were the slope. A step, or a change of
+    spread or shape, keeps its boundary. A boundary next to a sloped segment moves to its knot
+    when ``accept(a, old, knot, c)`` agrees (the rank model must not see a worse split).
+    """
+    n = y.size
+    if len(bounds) < 3:
+        return bounds
+    w, wz, wzz, unit = robust_signal(y, MIN_REFERENCE_BLOCK)
+    log_n = math.log(n)
+    sums = _Sums(w, wz, wzz, 1)
+    sums.set_grid(np.asarray(bounds))
+    costs = _Costs(unit * SLOPE_PENALTY_FACTOR * log_n)
+    pen = unit * PENALTY_FACTOR * log_n
+    z = wz / w if isinstance(w, np.ndarray) else wz  # the clipped signal (relative units or centred)
+    b = [int(x) for x in bounds]
+    rejected: set[tuple[int, int, int]] = set()
+    while len(b) > 2:
+        options = []
+        for j in range(1, len(b) - 1):
+            a, x, c = b[j - 1], b[j], b[j + 1]
+            merged = sums.segment(a, c)
+            if (a, x, c) in rejected or not costs.sloped(merged, c - a):
+                continue
+            gain = costs.one(sums.segment(a, x), x - a) + costs.one(sums.segment(x, c), c - x) + pen
+            gain -= costs.one(merged, c - a)
+            if gain > 0:
+                options.append((gain, j))
+        done = False
+        for _, j in sorted(options, reverse=True):
+            a, x, c = b[j - 1], b[j], b[j + 1]
+            t = np.arange(c - a, dtype=np.float64)
+            seg = z[a:c]
+            slope, icept = np.polyfit(t, seg, 1)
+            if same(seg - (icept + slope * t), x - a):
+                del b[j]
+                done = True
+                break
+            rejected.add((a, x, c))
+        if not done:
+            break
+    return _join_ramps(sums, costs, np.array(b, dtype=np.int64), min_size, unit * log_n, accept=accept)
