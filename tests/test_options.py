@@ -10,14 +10,14 @@ import pytest
 from tracegen.cli.run import run as run_command
 from tracegen.errors import ConfigError
 from tracegen.run.config import RunConfig, build_config, load_toml, specs
-from tracegen.run.options import with_table
+from tracegen.cli.readme import with_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_option_table_is_the_generated_one():
     readme = (ROOT / "README.md").read_text()
-    assert with_table(readme) == readme, "run `python -m tracegen.run.options` to regenerate the README table"
+    assert with_table(readme) == readme, "run `python -m tracegen.cli.readme` to regenerate the README table"
 
 
 def test_every_field_is_a_flag_with_its_default_in_help():

@@ -33,5 +33,9 @@ class BackendError(TracegenError):
     """A backend that cannot run here (missing library, no GPU, engine does not fit)."""
 
 
+class OutputError(TracegenError):
+    """An output that cannot be written (read-only or full disk, permissions)."""
+
+
 class MissingDependency(TracegenError):
     """An optional package is not installed."""

@@ -38,15 +38,20 @@ step pipeline-device 150 "$LOG" python3 -m tracegen run --model builtin:small --
   --preprocess device --postprocess device --iterations 300 --warmup 20 -o "$work" --run-id h200-pipeline-device
 # 2. The default GPU run, timed (its wall time is the README's number).
 step default-gpu-run 330 "$LOG" python3 -m tracegen run -o "$work" --run-id h200-default
-# 3. The same pipeline with host (OpenCV) pre/postprocessing, for the host share.
-step pipeline-host 90 "$LOG" python3 -m tracegen run --model builtin:small --backend torch --precision fp16 \
+# 3. Real GPU traces with known change points (for the change-point tests and benchmarks):
+#    back to back, 20 ms gaps, back to back; the manifest's `arrivals` holds the true positions.
+step schedule 70 "$LOG" python3 -m tracegen run --model builtin:small --backend torch --precision fp16 \
+  --scenario idle --schedule 0:200,20:200,0:200 --pacing sleep,spin --launch graph,eager --pipeline infer \
+  --warmup 20 -o "$work" --run-id h200-schedule
+# 4. The same pipeline with host (OpenCV) pre/postprocessing, for the host share.
+step pipeline-host 80 "$LOG" python3 -m tracegen run --model builtin:small --backend torch --precision fp16 \
   --scenario idle --idle-ms 0,20 --pacing sleep,spin --launch graph --pipeline full \
   --preprocess host --postprocess host --iterations 300 --warmup 20 -o "$work" --run-id h200-pipeline-host
-# 4. Host preprocessing on this machine's CPU: OpenCV against the numpy code.
-step bench-host-preprocess 60 "$OUT/bench_host_preprocess.txt" python3 benchmarks/bench_host_preprocess.py --rounds 8
-# 5. Summaries (fast), then the GPU tests with what time is left.
+# 5. Host preprocessing on this machine's CPU: OpenCV against the numpy code.
+step bench-host-preprocess 45 "$OUT/bench_host_preprocess.txt" python3 benchmarks/bench_host_preprocess.py --rounds 5
+# 6. Summaries (fast), then the GPU tests with what time is left.
 step summarize 40 "$OUT/summary.txt" python3 examples/pipeline/summarize.py "$work"/h200-pipeline-device \
-  "$work"/h200-pipeline-host "$work"/h200-default
+  "$work"/h200-pipeline-host "$work"/h200-schedule "$work"/h200-default
 step analyze 40 "$OUT/summary.txt" python3 -m tracegen analyze "$work"/h200-pipeline-device
 step gpu-tests 200 "$OUT/gpu_tests.txt" python3 -m pytest -q -p no:cacheprovider tests/gpu
 tar czf "$OUT/runs.tar.gz" -C "$work" . 2>> "$LOG"

@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from tests.backends.fake_tensorrt import HostCudaDevice, make_fake_trt
-from tracegen.backends.tensorrt import TensorRTBackend, engine_cache_key, profile_for
+from tracegen.backends.tensorrt import TensorRTBackend
+from tracegen.backends.tensorrt_loader import engine_cache_key, profile_for
 from tracegen.errors import BackendError, MissingDependency, ModelError
 from tracegen.models.source import load_model
 

@@ -48,7 +48,9 @@ def test_resize_kernel_matches_the_host(device, dtype, src, dst):
 def test_softmax_top_k_kernel_matches_numpy(device, dtype):
     from tracegen.prepost.device import DevicePrepost
 
-    logits = (np.random.default_rng(5).permutation(4 * 1000).reshape(4, 1000) / 400.0).astype(dtype)
+    rng = np.random.default_rng(5)
+    # distinct in fp16 too: steps of 1/512 in [-1, 1), where fp16 resolves 1/1024
+    logits = (np.stack([rng.permutation(1000) for _ in range(4)]) / 512.0 - 1.0).astype(dtype)
     host = device.host_buffer(logits.shape, dtype)
     host[...] = logits
     d_out = device.alloc(host.nbytes)

@@ -200,3 +200,36 @@ def test_profile_layers_in_the_log_check_the_profile(tmp_path):
     (tmp_path / "t.log").write_text(trtexec_log(rec, profile_layers=["conv1", "relu1", "fc"]))
     with pytest.raises(TraceError, match="belongs to another engine"):
         import_trtexec([t], logs=[tmp_path / "t.log"], profiles=[real("mobilenet", "profile")], out=tmp_path / "runs")
+
+
+def test_metadata_contradicted_by_an_option_warns_and_the_option_wins(tmp_path):
+    result = import_trtexec([real("mobilenet", "timing")], metadata=[real("mobilenet", "profile.metadata")],
+                            options=TrtexecOptions(cuda_graph=False), out=tmp_path, run_id="w")
+    assert any("contradicts the metadata" in w for w in result.warnings)
+    run = read_run(result.run_dir)
+    assert run.variants["launch"][0] == "eager"
+    assert run.manifest["origin"]["variants"][0]["parameters"]["cuda_graph"] == {"value": False, "from": "option"}
+
+
+def test_side_files_that_fit_no_timing_file_are_an_error(tmp_path):
+    from tracegen.importers.trtexec import assign
+
+    times = [Path("a.json"), Path("b.json"), Path("c.json")]
+    assert assign([Path("b.log")], times, "log") == [[], [Path("b.log")], []]
+    assert assign([Path("x.log")], times, "log") == [[Path("x.log")]] * 3  # one for all
+    assert assign([Path("x1"), Path("x2"), Path("x3")], times, "log") == [[Path("x1")], [Path("x2")], [Path("x3")]]
+    with pytest.raises(ConfigError, match="cannot tell which timing file"):
+        assign([Path("x.log"), Path("y.log")], times, "log")
+
+
+def test_siblings_are_found_by_name(tmp_path, capsys):
+    from tracegen.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "trtexec", *map(str, (real(e, "timing") for e in ENGINES)), "--siblings",
+              "--out", str(tmp_path), "--run-id", "sib"])
+    assert exc.value.code == 0, capsys.readouterr().err
+    run = read_run(tmp_path / "sib")
+    roles = {(f["variant_id"], f["role"]) for f in run.manifest["origin"]["files"]}
+    assert roles == {(v, r) for v in (0, 1) for r in ("times", "profile", "layer information", "metadata")}
+    assert sorted(read_layers(run.path, run.manifest)["variant_id"].unique().to_list()) == [0, 1]

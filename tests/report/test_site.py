@@ -362,3 +362,14 @@ def test_per_step_medians_table_equals_the_parquet_files(site, idle_run):
             step = col.split()[0]
             truth = steps.filter((pl.col("variant_id") == vid) & (pl.col("step") == step))[clock].median() / 1e6
             assert close(cells[header.index(col)], truth), (vid, col)
+
+
+def test_several_findings_of_one_kind_get_their_own_anchor(tmp_path):
+    """One verdict per slowdown: the H200 example has several idle-verdict findings; each has a
+    unique id on the page and the list at the top links to each."""
+    run = Path(__file__).resolve().parents[2] / "examples" / "h200-small-idle-infer"
+    build_site([run], tmp_path / "site")
+    html = (tmp_path / "site/runs/h200-small-idle-infer/index.html").read_text()
+    ids = re.findall(r'<div class="finding \w+" id="([\w-]+)"', html)
+    assert len(ids) == len(set(ids)) and sum(i.startswith("finding-idle-verdict") for i in ids) >= 4
+    assert {h[1:] for h in re.findall(r'href="(#finding-[\w-]+)"', html)} == set(ids)

@@ -55,3 +55,21 @@ def test_plan_of_the_default_gpu_run_fits_five_minutes():
 
 def test_durations_read_like_a_clock():
     assert format_duration(59.6) == "1:00" and format_duration(3725) == "1:02:05"
+
+
+def test_progress_prints_the_plan_first_and_time_left_per_variant(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from tracegen.run.runner import run_benchmark
+
+    buf = io.StringIO()
+    config = build_config(flags=dict(model="builtin:tiny", backend="onnxruntime", threads=1, scenarios="idle",
+                                     idle_ms="0,2", pacing="sleep", iterations=5, warmup=1, out=str(tmp_path),
+                                     run_id="eta"))
+    run_benchmark(config, console=Console(file=buf, width=200), progress=True)
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("plan: 2 variants, about 0:")
+    done = [line for line in lines if line.startswith("done")]
+    assert len(done) == 2 and all("elapsed, ~" in line and "left)" in line for line in done)

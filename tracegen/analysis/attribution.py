@@ -75,6 +75,14 @@ REASON_BITS: dict[str, int] = {
     "reliability": 0x400,
 }
 
+# Their names as nvidia-smi and NVML's documentation spell them.
+REASON_LABELS = {
+    "gpu_idle": "GpuIdle", "applications_clocks": "ApplicationsClocksSetting", "sw_power_cap": "SwPowerCap",
+    "hw_slowdown": "HwSlowdown", "sync_boost": "SyncBoost", "sw_thermal_slowdown": "SwThermalSlowdown",
+    "hw_thermal_slowdown": "HwThermalSlowdown", "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
+    "display_clock": "DisplayClockSetting", "board_limit": "BoardLimit", "reliability": "Reliability",
+}
+
 # Components of the latency difference, in pipeline order.
 COMPONENTS = ("preprocess", "h2d", "infer_host", "infer_gpu", "d2h", "sync_wait", "postprocess")
 COMPONENT_LABELS = {

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracegen.analysis import mitigations as M
-from tracegen.analysis.attribution import component_label, has_gpu_times, measured
+from tracegen.analysis.attribution import contrast, find_sibling, has_gpu_times, measured
 from tracegen.analysis.facts import (
     Facts,
     iteration_numbers,
@@ -27,7 +26,7 @@ from tracegen.analysis.facts import (
     stat,
 )
 from tracegen.analysis.model import Finding, Mitigation
-from tracegen.units import NS_PER_MS, as_float, ms_text, pct_text
+from tracegen.units import NS_PER_MS, as_float
 
 # -- thresholds ----------------------------------------------------------------------------------
 TIER_RATIO = 1.15  # tiers: slowest level >= 1.15 x fastest level (and x the continuous baseline)
@@ -47,7 +46,9 @@ GPU_SHARE = 0.6  # without a keepalive variant: >= 60 % of the extra time in GPU
 def tier_facts(f: Facts, vid: int) -> dict[str, Any] | None:
     """The tiers of a paced variant when they pass the thresholds (TIER_RATIO between slowest
     and fastest level, and between slowest level and the continuous baseline; slower tiers
-    holding >= MIN_TIER_SHARE and >= MIN_TIER_ITERS iterations). Slow tiers only at the start,
+    holding >= MIN_TIER_SHARE and >= MIN_TIER_ITERS iterations), and the slowest level >=
+    TIER_RATIO x the slowest level of the baseline's own tiers when it has some (a no-gap
+    baseline with the same levels means the gap did not cause them). Slow tiers only at the start,
     ending in the fastest tier, are a warm-up and left to ``warmup-too-short``. Onset and settle come from
     ``tiers.tier_summary`` (as iteration numbers); without a summary, onset is the first of
     >= 3 consecutive iterations in a slower tier and settle the first iteration in the slowest
@@ -74,6 +75,9 @@ def tier_facts(f: Facts, vid: int) -> dict[str, Any] | None:
     base = a.get("baseline_p50_ms") if a.get("baseline_kind") == "continuous" else None
     if base and high < TIER_RATIO * base:
         return None
+    own = baseline_levels(f, a.get("baseline_id")) if base else []
+    if len(own) >= 2 and high < TIER_RATIO * own[-1]:
+        return None  # the no-gap baseline has these levels too: the tiers are not the gap's
     summary = f.tier_summaries.get(vid) or {}
     start, final = summary.get("start_tier"), summary.get("final_tier")
     if start is None:
@@ -105,6 +109,15 @@ def tier_facts(f: Facts, vid: int) -> dict[str, Any] | None:
     }
 
 
+def baseline_levels(f: Facts, vid: int | None) -> list[float]:
+    """The tier levels of a continuous variant that hold >= MIN_TIER_SHARE of its iterations."""
+    t = f.tiers.get(vid) if vid is not None else None
+    summary = f.tier_summaries.get(vid) or {}
+    levels = [] if t is None or getattr(t, "levels", None) is None else list(t.levels)
+    shares = summary.get("shares") or []
+    return [float(x) for x, s in zip(levels, shares) if s >= MIN_TIER_SHARE]
+
+
 def gap_penalty(f: Facts, vid: int) -> dict[str, Any] | None:
     """A paced variant in which (nearly) every iteration is slower than the continuous
     baseline: its p10 latency >= GAP_RATIO (1.05) x and >= GAP_MIN_MS above the baseline p50.
@@ -133,18 +146,40 @@ def case_of(f: Facts, vid: int, *, tiers: dict | None, gap: dict | None, use_tie
         dec, clock, kind = a.get("vs_baseline"), a.get("clock_vs_baseline"), "gap"
     if dec is None:
         return None
-    return {"variant_id": vid, "row": row(f, vid), "tiers": tiers, "gap": gap, "kind": kind,
-            "decomposition": dec, "clock": clock, "attribution": a, "contrasts": a.get("contrasts", {}),
-            "gpu": has_gpu_times(f.iters)}
+    r = row(f, vid)
+    keep = find_sibling(f.variants, vid, pacing="keepalive") if r["pacing"] != "keepalive" else None
+    keep_dec = (f.attribution.get(keep, {}).get("vs_baseline") or {}) if keep is not None else {}
+    contrasts = dict(a.get("contrasts", {}))
+    if keep_dec and "keepalive_vs_sleep" not in contrasts and a.get("baseline_kind") == "continuous":
+        base = a["baseline_id"]  # a spin variant against its keep-alive sibling, like sleep's contrast
+        contrasts["keepalive_vs_sleep"] = contrast(f.iters, f.stats, vid, keep, base, base)
+    return {"variant_id": vid, "row": r, "tiers": tiers, "gap": gap, "kind": kind,
+            "decomposition": dec, "clock": clock, "attribution": a, "contrasts": contrasts,
+            "gpu": has_gpu_times(f.iters), "keepalive_gpu_extra_ms": keep_dec.get("gpu_extra_ms") if keep_dec else None}
+
+
+SLOW_RATIO = 1.05  # a paced variant is slower than its baseline: p50 >= 1.05 x the baseline p50 ...
+SLOW_MIN_MS = 0.02  # ... and >= 0.02 ms above it (and its trimmed mean above the baseline's), or it has tiers
+
+
+def is_slow(f: Facts, vid: int) -> bool:
+    """The one definition of a slowdown that every idle finding and the verdict share."""
+    a = f.attribution.get(vid, {})
+    p50, base = a.get("p50_ms"), a.get("baseline_p50_ms")
+    if a.get("baseline_kind") != "continuous" or not p50 or not base:
+        return False
+    mean_extra = (a.get("vs_baseline") or {}).get("extra_ms")
+    slower = p50 >= SLOW_RATIO * base and p50 - base >= SLOW_MIN_MS and (mean_extra or 0) > 0
+    return slower or tier_facts(f, vid) is not None
 
 
 def cases(f: Facts) -> list[dict[str, Any]]:
-    """Every paced variant with a slowdown (tiers and/or a gap penalty)."""
+    """Every paced variant slower than its baseline (``is_slow``)."""
     out = []
     for vid in paced_ids(f):
-        tf, gp = tier_facts(f, vid), gap_penalty(f, vid)
-        if tf is None and gp is None:
+        if not is_slow(f, vid):
             continue
+        tf, gp = tier_facts(f, vid), gap_penalty(f, vid)
         c = case_of(f, vid, tiers=tf, gap=gp, use_tiers=tf is not None)
         if c is not None:
             out.append(c)
@@ -203,18 +238,30 @@ def explain_host(case: dict) -> dict[str, Any] | None:
     return None
 
 
+def gpu_idle_share(case: dict) -> float | None:
+    """The share of the extra time that keep-alive removes from the GPU's own compute (the
+    keep-alive loop also wakes the host, so its latency gain alone does not show GPU idling)."""
+    dec = (case["attribution"].get("vs_baseline") or {})
+    base_extra = dec.get("extra_ms")
+    kept = case.get("keepalive_gpu_extra_ms")
+    if kept is None or not base_extra or base_extra <= 0:
+        return None
+    return min(1.0, max(0.0, ((dec.get("gpu_extra_ms") or 0.0) - kept) / base_extra))
+
+
 def explain_gpu_idle(case: dict) -> dict[str, Any] | None:
-    """GPU idling explains the slowdown: the keep-alive variant removes >= REMOVES_MOST (50 %)
-    of the extra time; without one, >= GPU_SHARE (60 %) of the extra time sits in GPU compute
-    (and copies) while the SM clock stayed within CLOCK_DROP (measured, not assumed). A
-    keep-alive variant that removes < 50 % rules it out."""
+    """GPU idling explains the slowdown: keep-alive removes >= REMOVES_MOST (50 %) of the extra
+    time from the GPU's own compute (``gpu_idle_share``); without a keep-alive variant, >=
+    GPU_SHARE (60 %) of the extra time sits in GPU compute (and copies) while the SM clock stayed
+    within CLOCK_DROP (measured, not assumed). A keep-alive variant that removes less rules it out."""
     c = case["contrasts"].get("keepalive_vs_sleep")
     ex = extra(case)
     gpu = case["decomposition"].get("gpu_extra_ms") or 0.0
     clock = case["clock"]
     if c is not None and c.get("removed_fraction") is not None:
-        if c["removed_fraction"] >= REMOVES_MOST:
-            return {"measured": True, "contrast": c, "gpu_extra_ms": gpu, "extra_ms": ex}
+        share = gpu_idle_share(case)
+        if share is not None and share >= REMOVES_MOST:
+            return {"measured": True, "contrast": c, "gpu_extra_ms": gpu, "extra_ms": ex, "gpu_share": share}
         return None
     if case["row"]["pacing"] == "keepalive":
         return None  # the GPU was kept busy: idling cannot be the cause
@@ -223,81 +270,6 @@ def explain_gpu_idle(case: dict) -> dict[str, Any] | None:
         return {"measured": False, "contrast": None, "gpu_extra_ms": gpu, "extra_ms": ex,
                 "sm_clock_mhz": clock["slow"]["sm_clock_mhz"], "baseline_sm_clock_mhz": clock["fast"]["sm_clock_mhz"]}
     return None
-
-
-def ruled_out(case: dict) -> list[str]:
-    out = []
-    for key, what in (("spin_vs_sleep", "busy-waiting (CPU wake-up)"), ("keepalive_vs_sleep", "keep-alive (GPU idling)"),
-                      ("graph_vs_eager", "a CUDA graph (launch overhead)")):
-        c = case["contrasts"].get(key)
-        if c and c.get("removed_fraction") is not None and c["removed_fraction"] < RULED_OUT:
-            r = c["removed_fraction"]
-            out.append(f"{what} does not remove it ({pct_text(r)})" if r < 0.05 else f"{what} removes only {pct_text(r)} of it")
-    return out
-
-
-def explained(case: dict) -> bool:
-    return bool(explain_clock(case) or explain_host(case) or explain_gpu_idle(case))
-
-
-def diagnosis(case: dict) -> str:
-    """One paragraph: where the extra time sits, which mechanisms explain it and which this run
-    rules out."""
-    parts = []
-    if explain_clock(case):
-        parts.append("the SM clock dropped")
-    if explain_host(case):
-        parts.append("the host wakes up late")
-    if explain_gpu_idle(case):
-        parts.append("the GPU idles between frames")
-    dec = case["decomposition"]
-    dom = dec.get("dominant_step")
-    text = ""
-    if dom:
-        text = f"The extra time sits mostly in {component_label(dom, case.get('gpu', True))} ({pct_text(dec.get('dominant_share'))})."
-    if parts:
-        text += " Explained by: " + "; ".join(parts) + " (see the findings below)."
-    ruled = ruled_out(case)
-    if ruled:
-        text += " Ruled out by this run: " + "; ".join(ruled) + "."
-        if dom == "infer_host" and case.get("gpu", True) and any("busy-waiting" in r for r in ruled):
-            text += (" With the CPU kept awake the enqueue is still slow, so the submission path (driver and GPU "
-                     "front end coming out of idle) is the likely cause.")
-    if not parts and not ruled:
-        text += " This run has no variant that isolates the mechanism."
-    return text.strip()
-
-
-# -- what to do ----------------------------------------------------------------------------------------
-def contrast_mitigations(case: dict, *, clock: bool, max_clock: tuple[float | None, str] | None = None) -> list[Mitigation]:
-    """Mitigations for an idle slowdown: measured ones that helped first, untested ones after;
-    measured ones that did not help are left out (they are in the diagnosis)."""
-    cs = case["contrasts"]
-    gpu = case.get("gpu", True)
-    helped, untested = [], []
-    for key, make in (("spin_vs_sleep", M.busy_wait), ("keepalive_vs_sleep", M.keepalive)):
-        if key == "keepalive_vs_sleep" and not gpu:
-            continue  # nothing to keep busy on a host backend
-        c = cs.get(key)
-        if c is None or c.get("removed_fraction") is None:
-            if case["row"]["pacing"] == "sleep":
-                untested.append(make(None))
-        elif c["removed_fraction"] >= RULED_OUT:
-            helped.append((c["removed_fraction"], make(c)))
-    g = cs.get("graph_vs_eager")
-    if g is not None and g.get("removed_fraction") is not None:
-        if g["removed_fraction"] >= RULED_OUT:
-            helped.append((g["removed_fraction"], M.advise("cuda_graph", measured=True, evidence=(
-                f"graph {ms_text(g['alt_p50_ms'])} vs eager {ms_text(g['ref_p50_ms'])} p50 at the same gap; removes "
-                f"{pct_text(g['removed_fraction'])} of the gap's extra time"))))
-    elif gpu and case["row"]["launch"] == "eager" and case["decomposition"].get("dominant_step") == "infer_host":
-        untested.append(M.advise("cuda_graph"))
-    out = [m for _, m in sorted(helped, key=lambda x: -x[0])]
-    if clock:
-        out.insert(0, M.lock_clocks(max_clock))
-    if any(r >= REMOVES_MOST for r, _ in helped):
-        untested = []  # a measured fix exists: do not pad the list with guesses
-    return out + untested + ([M.advise("pipelining")] if gpu else [])
 
 
 def measure_flags(f: Facts) -> str | None:

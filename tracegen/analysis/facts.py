@@ -22,6 +22,7 @@ import polars as pl
 from tracegen.analysis.attribution import (
     attribute,
     find_baseline,
+    has_gpu_times,
     iteration_telemetry,
     measured,
     samples_to_iterations,
@@ -188,8 +189,9 @@ def nsys_hint(f: Facts, vid: int, rs: tuple[tuple[int, int], ...], steps: tuple[
     """Where to look in Nsight Systems (NVTX domain "tracegen")."""
     where = f"iterations {fmt_ranges(rs)}" if rs else "its iterations"
     cats = ", ".join(f'"{s}"' for s in steps)
+    rows = "the CUDA rows beneath them" if has_gpu_times(f.iters) else "the thread's CPU samples and OS runtime rows"
     text = (f'NVTX domain "tracegen": open the range "{name(f, vid)}", {where} (iteration ranges carry the '
-            f"iteration index as payload), and the step ranges with category {cats} and the CUDA rows beneath them")
+            f"iteration index as payload), and the step ranges with category {cats} and {rows}")
     if compare:
         text += f"; compare with {compare}"
     return text + "."

@@ -55,6 +55,7 @@ class Comparison:
     kernels: pl.DataFrame  # per kernel key: name, occurrence, fast_us, slow_us, ratio, delta_us
     verdict: str
     per_kernel: bool  # False when graphs were traced as a whole (no per-kernel table)
+    examples: tuple[int, int] = (0, 0)  # (slow, fast) iteration of median latency in its set
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -124,7 +125,14 @@ def compare(kind: str, slow: tuple[int, list[int]], fast: tuple[int, list[int]],
     )
     verdict, notes = _verdict(n, table, whole_graphs)
     return Comparison(kind, slow[0], fast[0], tuple(int(i) for i in s_it["iteration"].sort()),
-                      tuple(int(i) for i in f_it["iteration"].sort()), n, table, verdict, not whole_graphs, notes)
+                      tuple(int(i) for i in f_it["iteration"].sort()), n, table, verdict, not whole_graphs,
+                      (_typical(s_it), _typical(f_it)), notes)
+
+
+def _typical(part: pl.DataFrame) -> int:
+    """The iteration whose latency is closest to the set's median (the one to draw)."""
+    med = part["latency_ns"].median()
+    return int(part.with_columns((pl.col("latency_ns") - med).abs().alias("_d")).sort("_d", "iteration")["iteration"][0])
 
 
 def _verdict(n: dict, table: pl.DataFrame, whole_graphs: bool) -> tuple[str, list[str]]:

@@ -1,6 +1,12 @@
 """Mitigations as data: what to do about a finding, with the exact command or code, its
-expected effect and its cost. ``advise(key, ...)`` turns an entry into a ``Mitigation`` for one
-finding, filling the ``{placeholders}`` of its action and saying what this run measured.
+expected effect and its cost. ``advise(key, on=facts, ...)`` turns an entry into a
+``Mitigation`` for one finding, filling the ``{placeholders}`` of its action and saying what
+this run measured.
+
+Advice fits the run: an entry ``key@backend`` (``torch``, ``tensorrt``, ``onnxruntime``) or
+``key@cpu`` / ``key@gpu`` replaces ``key`` for runs of that backend or device (``advise`` picks
+the most specific one). The plain entries are written for TensorRT on a GPU, the DESIGN's
+first backend.
 """
 
 from __future__ import annotations
@@ -67,6 +73,19 @@ ADVICE: dict[str, tuple[str, str, str, str]] = {
         "one launch per inference instead of one per kernel: the host enqueue shrinks to tens of microseconds and "
         "the GPU no longer waits for Python",
         "fixed input shapes and buffer addresses (re-capture on change); capture code to maintain"),
+    "cuda_graph@torch": (
+        "Launch the network as a CUDA graph",
+        "tracegen run --launch eager,graph   # measures it\n"
+        "# PyTorch: capture once on static tensors, replay per frame\n"
+        "static_in = torch.empty_like(example_input)\n"
+        "g = torch.cuda.CUDAGraph()\n"
+        "with torch.cuda.graph(g):\n"
+        "    static_out = model(static_in)\n"
+        "static_in.copy_(frame); g.replay()        # per frame; read static_out afterwards\n"
+        "# or let the compiler capture it: model = torch.compile(model, mode=\"reduce-overhead\")",
+        "one launch per inference instead of one per kernel: the host enqueue shrinks to tens of microseconds and "
+        "the GPU no longer waits for Python",
+        "fixed input shapes and tensor addresses (re-capture on change); torch.compile adds a compile step at start-up"),
     "batching": (
         "Batch frames (or streams) into one inference",
         "tracegen run --scenario batch --batch-sizes 1,2,4,8,16,32   # measures it\n"
@@ -86,6 +105,16 @@ ADVICE: dict[str, tuple[str, str, str, str]] = {
         "    streams[(n + 1) % 2].synchronize()             # collect the previous frame",
         "copies, host work and compute overlap; the GPU sees back-to-back work instead of gaps",
         "one frame of extra latency; two sets of buffers and execution contexts"),
+    "pipelining@torch": (
+        "Pipeline frames so the GPU never idles",
+        "# double-buffer: upload frame N+1 on a side stream while frame N runs\n"
+        "copy = torch.cuda.Stream()\n"
+        "with torch.cuda.stream(copy):\n"
+        "    next_in = next_frame.pin_memory().to('cuda', non_blocking=True)\n"
+        "torch.cuda.current_stream().wait_stream(copy)   # before the model reads next_in\n"
+        "out = model(next_in)",
+        "copies, host work and compute overlap; the GPU sees back-to-back work instead of gaps",
+        "one frame of extra latency; two sets of input buffers"),
     "warmup": (
         "Warm up longer before measuring or serving",
         "tracegen run --warmup {n}\n"
@@ -148,12 +177,39 @@ ADVICE: dict[str, tuple[str, str, str, str]] = {
         "lower precision or a smaller input/model shortens every inference; batching beyond the knee adds latency "
         "for little throughput",
         "accuracy must be re-validated at lower precision or resolution"),
+    "reduce_work@torch": (
+        "Reduce the work per image instead of batching",
+        "model = model.half().to(memory_format=torch.channels_last)   # fp16 weights, NHWC layout\n"
+        "model = torch.compile(model, mode=\"max-autotune\")            # fused kernels\n"
+        "# serve at batch {knee}: larger batches only add latency on this device",
+        "lower precision and fused kernels shorten every inference; batching beyond the knee adds latency for "
+        "little throughput",
+        "accuracy must be re-validated at lower precision; compilation takes minutes at start-up"),
+    "reduce_work@cpu": (
+        "Reduce the work per image instead of batching",
+        "from onnxruntime.quantization import QuantType, quantize_dynamic\n"
+        "quantize_dynamic(\"model.onnx\", \"model_int8.onnx\", weight_type=QuantType.QInt8)   # int8 weights\n"
+        "import onnxruntime as ort\n"
+        "so = ort.SessionOptions()\n"
+        "so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL\n"
+        "so.intra_op_num_threads = 4   # the physical cores; measure: tracegen run --threads 4\n"
+        "sess = ort.InferenceSession(\"model_int8.onnx\", so, providers=[\"CPUExecutionProvider\"])\n"
+        "# serve at batch {knee}: larger batches only add latency on this machine\n"
+        "# and keep the cores at full frequency: sudo cpupower frequency-set -g performance",
+        "int8 weights and a fully optimised graph shorten every inference; as many threads as physical cores "
+        "avoid oversubscription; batching beyond the knee adds latency for little throughput",
+        "accuracy must be re-validated after quantisation; the performance governor raises idle power"),
     "isolate_gpu": (
         "Make sure nothing else shares the GPU",
         "nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv\n"
         "sudo nvidia-smi -c EXCLUSIVE_PROCESS   # one process per GPU (undo: -c DEFAULT)",
         "no other work interleaves with the inference kernels",
         "needs root; other users lose the GPU"),
+    "measure@cpu": (
+        "Isolate the mechanism with the variants this run lacks",
+        "tracegen run --scenario idle {flags}",
+        "the busy-wait variant shows whether the gap's cost is the CPU waking up",
+        "a few more minutes of benchmarking"),
     "measure": (
         "Isolate the mechanism with the variants this run lacks",
         "tracegen run --scenario idle {flags}",
@@ -161,10 +217,35 @@ ADVICE: dict[str, tuple[str, str, str, str]] = {
         "a few more minutes of benchmarking"),
 }
 
+# TensorRT runs get the TensorRT capture alone (the plain entry also shows the PyTorch way).
+_t, _a, _e, _c = ADVICE["cuda_graph"]
+ADVICE["cuda_graph@tensorrt"] = (_t, _a.rsplit("\n# PyTorch:", 1)[0], _e, _c)
 
-def advise(key: str, *, measured: bool = False, evidence: str | None = None, **values: Any) -> Mitigation:
-    """The mitigation ``key`` of ``ADVICE`` with its placeholders filled from ``values``."""
-    title, action, effect, cost = ADVICE[key]
+
+def run_kind(facts: Any) -> tuple[str | None, bool]:
+    """(backend name, whether the run used a GPU) of a ``Facts``, from its manifest and steps."""
+    from tracegen.analysis.attribution import has_gpu_times
+
+    manifest = getattr(facts, "manifest", None) or {}
+    backend = (manifest.get("backend") or {}).get("name")
+    gpu = has_gpu_times(facts.iters) if getattr(facts, "iters", None) is not None else bool(manifest.get("gpu"))
+    return backend, gpu
+
+
+def entry(key: str, on: Any = None) -> tuple[str, str, str, str]:
+    """The most specific entry of ``key`` for the run ``on`` (a ``Facts``; None: the plain one)."""
+    if on is not None:
+        backend, gpu = run_kind(on)
+        for k in (f"{key}@{backend}", f"{key}@{'gpu' if gpu else 'cpu'}"):
+            if k in ADVICE:
+                return ADVICE[k]
+    return ADVICE[key]
+
+
+def advise(key: str, *, on: Any = None, measured: bool = False, evidence: str | None = None,
+           **values: Any) -> Mitigation:
+    """The mitigation ``key`` of ``ADVICE`` for the run ``on``, placeholders filled from ``values``."""
+    title, action, effect, cost = entry(key, on)
     return Mitigation(title=title, action=action.format(**values) if values else action, expected_effect=effect,
                       cost=cost.format(**values) if values else cost, measured=measured, evidence=evidence)
 
@@ -177,19 +258,19 @@ def lock_clocks(max_clock: tuple[float | None, str] | None) -> Mitigation:
     return advise("lock_clocks", clk=f"{mhz:.0f}" if mhz else "<max>", note=note)
 
 
-def from_contrast(key: str, label: str, c: dict | None) -> Mitigation:
+def from_contrast(key: str, label: str, c: dict | None, on: Any = None) -> Mitigation:
     """``key`` with what a contrast of this run measured (``attribution`` contrast dict of the
     variant paced ``label`` against the sleep variant), or untested when ``c`` is None."""
     if c is None:
-        return advise(key)
+        return advise(key, on=on)
     ev = (f"{label} {ms_text(c['alt_p50_ms'])} vs sleep {ms_text(c['ref_p50_ms'])} p50; removes "
           f"{pct_text(c['removed_fraction'])} of the gap's extra time")
-    return advise(key, measured=True, evidence=ev)
+    return advise(key, on=on, measured=True, evidence=ev)
 
 
-def busy_wait(c: dict | None = None) -> Mitigation:
-    return from_contrast("busy_wait", "spin", c)
+def busy_wait(c: dict | None = None, on: Any = None) -> Mitigation:
+    return from_contrast("busy_wait", "spin", c, on)
 
 
-def keepalive(c: dict | None = None) -> Mitigation:
-    return from_contrast("keepalive", "keepalive", c)
+def keepalive(c: dict | None = None, on: Any = None) -> Mitigation:
+    return from_contrast("keepalive", "keepalive", c, on)

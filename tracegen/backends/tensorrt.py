@@ -1,9 +1,7 @@
-"""TensorRT 10/11 on the runner's CUDA stream (pycuda device layer).
+"""TensorRT 10/11 on the runner's CUDA stream (pycuda device layer): the running part.
 
-From ONNX it builds an engine whose optimization profile covers every batch size the run asks
-for, in the requested precision, and caches the serialized engine on disk under a key of
-everything that makes engines differ (ONNX bytes, TensorRT version, GPU and compute capability,
-precision, profile). A serialized engine file can be given instead. Tensors are bound by name
+The engine comes from ``tensorrt_loader`` (built from ONNX with a profile over the run's batch
+sizes and cached, or a serialized engine file). Tensors are bound by name
 (``set_tensor_address``), inference is ``execute_async_v3`` on the device's stream, and
 ``--launch graph`` replays a CUDA graph captured from one ``execute_async_v3``.
 
@@ -13,39 +11,14 @@ is written against the documented Python API and tested with a stand-in ``tensor
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tracegen.backends.base import Backend, Bindings, Device
+from tracegen.backends.tensorrt_loader import EngineLoader
 from tracegen.errors import BackendError, ModelError
 from tracegen.optional import require
-
-WORKSPACE_BYTES = 4 << 30
-
-
-def engine_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tracegen" / "engines"
-
-
-def engine_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: str,
-                     precision: str, profile: tuple[int, int, int]) -> str:
-    """Engines are only valid for the exact TensorRT version and GPU they were built for."""
-    text = "|".join([onnx_sha256, trt_version, gpu_name, compute_capability, precision, "x".join(map(str, profile))])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def profile_for(batches: list[int]) -> tuple[int, int, int]:
-    """(min, opt, max) batch of the optimization profile; opt at the most common real-time size."""
-    lo, hi = min(batches), max(batches)
-    opt = 1 if lo <= 1 <= hi else lo
-    return lo, opt, hi
 
 
 class TensorRTBackend(Backend):
@@ -74,11 +47,11 @@ class TensorRTBackend(Backend):
         trt = self.trt = require("tensorrt")
         self.device = device
         self._logger = trt.Logger(trt.Logger.WARNING)
-        if self.model.kind == "engine":
-            data = Path(self.model.path).read_bytes()
-            self.build_info = {"source": "serialized engine", "path": self.model.path}
-        else:
-            data = self._cached_or_built()
+        loader = EngineLoader(trt, self._logger, self.model, self.precision, self.batches, self._gpu_identity())
+        try:
+            data = loader()
+        finally:
+            self.build_info = loader.build_info
         runtime = self._runtime = trt.Runtime(self._logger)
         try:
             engine = runtime.deserialize_cuda_engine(data)
@@ -102,69 +75,6 @@ class TensorRTBackend(Backend):
     def _gpu_identity(self) -> tuple[str, str]:
         info = self.device.info() if hasattr(self.device, "info") else {}
         return str(info.get("name", "unknown-gpu")), str(info.get("compute_capability", "?"))
-
-    def _cached_or_built(self) -> bytes:
-        trt = self.trt
-        profile = profile_for(self.batches)
-        gpu, cc = self._gpu_identity()
-        key = engine_cache_key(self.model.sha256, trt.__version__, gpu, cc, self.precision, profile)
-        path = engine_cache_dir() / f"{key}.engine"
-        self.build_info = {"cache_key": key, "cache_path": str(path), "profile_batch": list(profile),
-                           "precision": self.precision, "tensorrt": trt.__version__, "workspace_bytes": WORKSPACE_BYTES}
-        if path.exists():
-            self.build_info["source"] = "engine cache"
-            return path.read_bytes()
-        start = time.perf_counter()
-        data = self._build(profile)
-        self.build_info.update(source="built from ONNX", build_seconds=round(time.perf_counter() - start, 2))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # an unwritable cache only costs a rebuild next time
-        return data
-
-    def _build(self, profile: tuple[int, int, int]) -> bytes:
-        trt = self.trt
-        builder = trt.Builder(self._logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-        parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse(self.model.onnx_bytes):
-            errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-            raise ModelError(f"TensorRT cannot parse {self.model.spec}: {errors or 'unknown error'}",
-                             "check the model with `polygraphy inspect model`, or use --backend torch")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-        if self.precision == "fp16":
-            self._fp16(config)
-        opt_profile = builder.create_optimization_profile()
-        image = self.model.image_shape
-        opt_profile.set_shape(self.model.input_name, (profile[0], *image), (profile[1], *image), (profile[2], *image))
-        config.add_optimization_profile(opt_profile)
-        data = builder.build_serialized_network(network, config)
-        if data is None:
-            raise BackendError(f"TensorRT could not build an engine for {self.model.spec} (see its log above)",
-                               "try --precision fp32, smaller --batch-sizes, or --backend torch")
-        return bytes(data)
-
-    def _fp16(self, config) -> None:
-        """TensorRT 10 builds fp16 from an fp32 model with BuilderFlag.FP16 (weak typing). TensorRT
-        11 removed the flag: every network is strongly typed, so fp16 needs an fp16 model."""
-        trt = self.trt
-        flag = getattr(trt.BuilderFlag, "FP16", None)
-        if flag is not None:
-            config.set_flag(flag)
-            self.build_info["typing"] = "weak (BuilderFlag.FP16)"
-            return
-        self.build_info["typing"] = "strong"
-        if self.model.input_dtype != "float16":
-            raise BackendError(
-                f"TensorRT {trt.__version__} builds strongly typed networks only, so --precision fp16 needs an fp16 "
-                f"model and {self.model.spec} is {self.model.input_dtype or 'not fp16'}",
-                "use --precision fp32, or convert the model to fp16 first (e.g. ModelOpt AutoCast)")
 
     def _tensors(self) -> dict[str, list[str]]:
         trt, engine = self.trt, self.engine

@@ -27,28 +27,46 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: Path | 
 _CONFIG_HELP = ("a TOML file with any of the options above (keys as option names, optionally under `[run]`); "
                 "flags win")
 _QUIET_HELP = "no progress output"
+_RESUME_HELP = ("continue the interrupted or killed run in `RUN_DIR` with its own settings, from its first "
+                "incomplete variant (no other options)")
 # Options of the command that are not settings of a run (and so not in a config file).
 COMMAND_OPTIONS = [
     click.Option(["--config", "config_file"], type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
                  callback=_load_config_file, help=_CONFIG_HELP.replace("`", "")),
+    click.Option(["--resume", "resume"], type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
+                 help=_RESUME_HELP.replace("`", "")),
     click.Option(["--quiet", "-q", "quiet"], is_flag=True, help=_QUIET_HELP),
 ]
 # The same, as rows of the README's option table.
-COMMAND_ONLY_OPTIONS = [("`--config`", _CONFIG_HELP, ""), ("`--quiet`, `-q`", _QUIET_HELP, "off")]
+COMMAND_ONLY_OPTIONS = [("`--config`", _CONFIG_HELP, ""), ("`--resume`", _RESUME_HELP, ""),
+                        ("`--quiet`, `-q`", _QUIET_HELP, "off")]
 
 
-def _run(config_file, quiet, **values) -> None:
+def _run(config_file, resume, quiet, **values) -> None:
     """Benchmark a model in the batch-scaling and idle-delay scenarios and record every step."""
     from tracegen.run import run_benchmark
 
-    config = RunConfig(**{k: v for k, v in values.items() if v is not None})
     console = make_console()
+    if resume is not None:
+        given = [name for name, v in values.items() if v is not None]
+        if given or config_file is not None:
+            flags = ", ".join(["--config"] * (config_file is not None) + [s.flag for s in specs() if s.name in given])
+            raise click.UsageError(f"--resume continues with the run's own settings; leave out {flags}")
+        console.print(f"resuming {markup(resume)} with its own settings")
+        result = run_benchmark(None, command=command_line(), console=console, progress=not quiet, resume=resume)
+        _report(console, result)
+        return
+    config = RunConfig(**{k: v for k, v in values.items() if v is not None})
     if config.nsys:
         from tracegen.telemetry.nsys import run_under_nsys
 
         result = run_under_nsys(config, argv=sys.argv, console=console)
     else:
         result = run_benchmark(config, command=command_line(), console=console, progress=not quiet)
+    _report(console, result)
+
+
+def _report(console, result) -> None:
     where = markup(result.run_dir)
     if result.status == "interrupted":
         console.print(f"[yellow]interrupted[/]: kept {result.iterations} iterations in {where}")

@@ -47,6 +47,8 @@ def imports() -> None:
               help="trtexec's console output: options, device, TensorRT version, performance summary")
 @click.option("--metadata", multiple=True, type=_FILE,
               help="trt-engine-explorer *.metadata.json (profile and build metadata)")
+@click.option("--siblings", is_flag=True, help="also read the side files named like each TIMES file (X.timing.json -> "
+              "X.profile.json, X.graph.json, X.profile.metadata.json, X.build.metadata.json, X.log)")
 @click.option("--idle-ms", type=click.FloatRange(min=0), help="--idleTime of the calls, when no log or metadata says")
 @click.option("--cuda-graph/--no-cuda-graph", default=None, help="--useCudaGraph was given, when no log or metadata says")
 @click.option("--spin-wait/--no-spin-wait", default=None, help="--useSpinWait was given, when no log or metadata says")
@@ -60,10 +62,17 @@ def imports() -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="directory that receives runs/<run-id>")
 @click.option("--run-id", help="name of the run directory  [default: <UTC time>-<name>-trtexec-<random>]")
-def trtexec(times, profiles, graphs, logs, metadata, idle_ms, cuda_graph, spin_wait, batch, precision, gpu,
+def trtexec(times, profiles, graphs, logs, metadata, siblings, idle_ms, cuda_graph, spin_wait, batch, precision, gpu,
             tensorrt_version, scenario, name, out, run_id) -> None:
     """Import trtexec --exportTimes files (one variant each) as a run."""
-    from tracegen.importers.trtexec import TrtexecOptions, import_trtexec
+    from tracegen.importers.trtexec import TrtexecOptions, import_trtexec, siblings as find_siblings
+
+    if siblings:
+        side = {"profile": list(profiles), "graph": list(graphs), "log": list(logs), "metadata": list(metadata)}
+        for t in times:
+            for role, paths in find_siblings(t).items():
+                side[role] += [p for p in paths if p not in side[role]]
+        profiles, graphs, logs, metadata = side["profile"], side["graph"], side["log"], side["metadata"]
 
     options = TrtexecOptions(idle_ms=idle_ms, cuda_graph=cuda_graph, spin_wait=spin_wait, batch=batch,
                              precision=precision, gpu=gpu, tensorrt_version=tensorrt_version, scenario=scenario,

@@ -396,6 +396,29 @@ def _load(times: list[Path], profiles: list[Path], graphs: list[Path], logs: lis
     return calls
 
 
+# trt-engine-explorer's names for the files beside X.timing.json (process_engine.py writes them).
+SIBLINGS = {"profile": (".profile.json",), "graph": (".graph.json",),
+            "metadata": (".profile.metadata.json", ".build.metadata.json"), "log": (".profile.log", ".log")}
+
+
+def siblings(times: Path) -> dict[str, list[Path]]:
+    """The side files named like ``times`` (X.timing.json -> X.profile.json, X.graph.json,
+    X.profile.metadata.json, X.build.metadata.json, X.profile.log or X.log) that exist."""
+    name = times.name
+    for suffix in (".gz", ".json", ".timing", ".times"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    found: dict[str, list[Path]] = {}
+    for role, suffixes in SIBLINGS.items():
+        for suffix in suffixes:
+            p = times.with_name(name + suffix)
+            if p.is_file() and p != times:
+                found.setdefault(role, []).append(p)
+                if role in ("log",):
+                    break
+    return found
+
+
 def build_trtexec_run(times: list[Path], *, profiles: list[Path] = (), graphs: list[Path] = (), logs: list[Path] = (),
                       metadata: list[Path] = (), options: TrtexecOptions = TrtexecOptions(),
                       command: list[str] | None = None, run_id: str | None = None) -> ImportedRun:

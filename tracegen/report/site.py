@@ -193,7 +193,13 @@ class RunPage:
     def findings_section(self) -> list[dict[str, Any]]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
         ranked = sorted(self.findings, key=lambda f: order.get(f.severity, len(order)))
-        return [{"finding": f, "chart_html": self._finding_chart(f)} for f in ranked]
+        seen: dict[str, int] = {}  # a kind can give several findings (one verdict per slowdown): unique anchors
+        out = []
+        for f in ranked:
+            seen[f.id] = seen.get(f.id, 0) + 1
+            anchor = f"finding-{f.id}" + (f"-{seen[f.id]}" if seen[f.id] > 1 else "")
+            out.append({"finding": f, "chart_html": self._finding_chart(f), "anchor": anchor})
+        return out
 
     def batch_section(self) -> dict[str, Any] | None:
         rows = self.stats.filter((pl.col("scenario") == "batch") & (pl.col("n") > 0)).sort(
@@ -262,6 +268,9 @@ class RunPage:
         from tracegen.importers.sections import page_sections  # origin and layer table (importers' hook)
 
         sections.update(page_sections(self.run))
+        from tracegen.importers.nsys_page import kernels_section  # GPU kernels from nsys (nsys helper's hook)
+
+        sections["kernels_info"] = kernels_section(self.run, self.findings, self.charts)
         return render("run.html", run=self.summary, manifest=m, stats=self.stats.to_dicts(), note=self.note,
                       analysis_available=self.analysis is not None, environment=environment_rows(m),
                       reproduce=reproduce(m), budget_ms=self.budget_ms, root="../../",

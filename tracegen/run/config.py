@@ -4,7 +4,7 @@ Each field of ``RunConfig`` is one option: its default, its click type (choices,
 lists), its help text and, where it depends on the device, its CPU and GPU defaults. The CLI
 builds its flags from these fields (``tracegen.cli.run``), the TOML config file is fed through
 the same click types (as click's ``default_map``), and the README's option table is generated
-from them (``python -m tracegen.run.options``; a test keeps it in step).
+from them (``python -m tracegen.cli.readme``; a test keeps it in step).
 
 Adding an option is one field here (``option(...)``), plus its use in the runner.
 Values left as ``None`` are filled by ``resolve`` once the backend (CPU or GPU) is known.

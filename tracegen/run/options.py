@@ -1,7 +1,7 @@
 """Options as data: one ``OptionSpec`` per ``RunConfig`` field, turned into click options, the
 ``--help`` defaults and the README's option table, so none of these can drift from the others.
 
-``python -m tracegen.run.options`` rewrites the table in README.md (between its
+``python -m tracegen.cli.readme`` rewrites the table in README.md (between its
 ``<!-- run-options -->`` markers); a test fails while the two differ.
 """
 
@@ -92,29 +92,3 @@ def markdown_table(specs: list[OptionSpec], extra: list[tuple[str, str, str]] = 
     for names, meaning, default in extra:
         rows.append(f"| {names} | {meaning} | {default} |")
     return "\n".join(rows)
-
-
-def readme_table() -> str:
-    """The table between the ``<!-- run-options -->`` markers of README.md."""
-    from tracegen.cli.run import COMMAND_ONLY_OPTIONS
-    from tracegen.run.config import specs
-
-    return markdown_table(specs(), COMMAND_ONLY_OPTIONS)
-
-
-README_START, README_END = "<!-- run-options", "<!-- /run-options -->"
-
-
-def with_table(readme: str) -> str:
-    """``readme`` with the generated table between its markers."""
-    start = readme.index("\n", readme.index(README_START)) + 1
-    end = readme.index(README_END)
-    return readme[:start] + readme_table() + "\n" + readme[end:]
-
-
-if __name__ == "__main__":
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "README.md"
-    path.write_text(with_table(path.read_text()))
-    print(f"updated the option table in {path}")

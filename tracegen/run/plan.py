@@ -1,14 +1,23 @@
-"""The grid of variants a run measures (DESIGN.md "One iteration": the cartesian grid)."""
+"""The plan of a run: the grid of variants (DESIGN.md "One iteration": the cartesian grid), the
+backend that runs them, and every check that can fail on bad input, done before anything is
+written: backend requirements, options the backend cannot honour, and whether the plan fits in
+memory and on disk."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from tracegen.run.config import RunConfig
-from tracegen.trace.schema import VARIANTS_SCHEMA
+from tracegen.backends.base import Backend, ModelSource
+from tracegen.errors import BackendError, ConfigError
+from tracegen.run.config import RunConfig, resolve
+from tracegen.trace.schema import STEP_ORDER, VARIANTS_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -111,3 +120,191 @@ def variants_frame(variants: list[Variant], progress: dict[int, tuple[int, str]]
     progress = progress or {}
     rows = [v.row(*progress.get(v.variant_id, (0, "planned"))) for v in variants]
     return pl.DataFrame(rows, schema=VARIANTS_SCHEMA, strict=False).select(list(VARIANTS_SCHEMA))
+
+
+# -- the plan, validated -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunPlan:
+    config: RunConfig  # resolved: device defaults filled in
+    model: ModelSource
+    backend_name: str
+    backend_cls: type[Backend]
+    variants: list[Variant]
+    pre_spec: Any = "host"  # where pre/postprocessing run, as given (for the manifest) ...
+    post_spec: Any = "host"
+    pre: Any = "host"  # ... and loaded (a user's step is its function)
+    post: Any = "host"
+    notes: tuple[str, ...] = ()  # what the user should know before the run starts (rich markup)
+
+    @property
+    def by_sync_mode(self) -> dict[str, list[Variant]]:
+        """Variants grouped by sync mode, in order: each group needs its own device context."""
+        groups: dict[str, list[Variant]] = {}
+        for v in self.variants:
+            groups.setdefault(v.sync_mode, []).append(v)
+        return groups
+
+
+def make_plan(requested: RunConfig) -> RunPlan:
+    """Resolve the backend and defaults, load the model, plan the variants and check them all."""
+    from tracegen.backends.registry import backend_class, resolve_backend
+    from tracegen.models.source import ENGINE_SUFFIXES, load_model
+
+    spec = requested.model
+    hint = "engine" if spec and Path(spec).suffix.lower() in ENGINE_SUFFIXES else "onnx"
+    backend_name = resolve_backend(requested.backend, model_kind=hint)
+    cls = backend_class(backend_name)
+    from tracegen.prepost.pipeline import load_user_steps, resolve_modes
+
+    config = resolve(with_arrival_defaults(requested), cls.device_kind)
+    model = load_model(config.model)
+    if config.backend == "auto" and model.kind == "engine" and backend_name != "tensorrt":
+        backend_name, cls = "tensorrt", backend_class("tensorrt")
+    check_requirements(cls)
+    check_options(config, cls, model)
+    from tracegen.optional import available
+
+    gpu = cls.device_kind != "host"
+    device_ok = gpu and available("cupy")
+    pre_spec, post_spec = resolve_modes(config.preprocess, config.postprocess, gpu=gpu, device_ok=device_ok)
+    notes = ()
+    if gpu and not device_ok and None in (config.preprocess, config.postprocess):
+        notes = ("[yellow]CuPy is not installed: pre/postprocessing run on the host "
+                 "(pip install cupy-cuda12x or cupy-cuda13x for device pre/postprocessing)[/]",)
+    pre, post = load_user_steps(pre_spec, post_spec)
+    variants = plan_variants(config)
+    if not variants:
+        raise ConfigError("the options select no variants", "give at least one --scenario")
+    plan = RunPlan(config, model, backend_name, cls, variants, pre_spec, post_spec, pre, post, notes)
+    check_size(plan)
+    return plan
+
+
+def check_requirements(cls: type[Backend]) -> None:
+    from tracegen.backends.registry import cuda_gpu_count
+    from tracegen.optional import require
+
+    for module in cls.requires:
+        require(module)
+    if cls.device_kind == "cuda" and cuda_gpu_count() == 0:
+        raise BackendError(f"the {cls.name} backend needs an NVIDIA GPU, and none was found",
+                           "use --backend onnxruntime (CPU), or check the driver with nvidia-smi")
+
+
+def check_options(c: RunConfig, cls: type[Backend], model: ModelSource) -> None:
+    for launch in c.launch:
+        if launch not in cls.launches:
+            raise ConfigError(f"the {cls.name} backend has no {launch!r} launch mode", f"use --launch {','.join(cls.launches)}")
+    if c.precision not in cls.precisions:
+        raise ConfigError(f"the {cls.name} backend does not run {c.precision}", f"use --precision {','.join(cls.precisions)}")
+    if cls.device_kind == "host":
+        if any(m != "auto" for m in c.sync_mode):
+            raise ConfigError("--sync-mode applies to GPU backends (how the host waits for the GPU)", "leave it out on the CPU")
+        if "idle" in c.scenarios and "keepalive" in c.pacing:
+            raise ConfigError("--pacing keepalive needs a GPU backend", "use --pacing sleep,spin on the CPU")
+    check_arrivals(c, cls)
+    fixed = model.input_shape[0] if model.input_shape else None
+    if isinstance(fixed, int) and fixed > 0:
+        sizes = set(c.batch_sizes if "batch" in c.scenarios else ()) | ({c.idle_batch} if "idle" in c.scenarios else set())
+        if sizes != {fixed}:
+            raise ConfigError(
+                f"model {model.spec} has a fixed batch size of {fixed}",
+                f"use --batch-sizes {fixed} --idle-batch {fixed}, or export the model with a dynamic batch dimension",
+            )
+
+
+def check_arrivals(c: RunConfig, cls: type[Backend]) -> None:
+    from tracegen.run.arrivals import parse_arrival
+    from tracegen.run.schedule import parse_schedule
+
+    arrival = parse_arrival(c.arrival)
+    schedule = c.schedule
+    if (schedule or c.fps) and "idle" not in c.scenarios:
+        raise ConfigError("--fps and --schedule pace the idle scenario, which this run leaves out",
+                          "add --scenario idle")
+    if schedule:
+        sched = parse_schedule(schedule)
+        if cls.device_kind == "host" and "keepalive" in sched.pacings:
+            raise ConfigError("--schedule uses keepalive, which needs a GPU backend", "use sleep or spin on the CPU")
+    if arrival.kind == "fps":
+        raise ConfigError("frame-rate pacing is its own option", "use --fps 30")
+
+
+# Bytes of one step row in the part files (measured: ~9 B merged, zstd; parts compress less),
+# and room for the parts and the merged file side by side at the end of the run.
+DISK_BYTES_PER_ROW = 16
+MERGE_FACTOR = 2
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**29 else f"{n / 2**20:.0f} MiB"
+
+
+def _tensor_bytes(shape: tuple, dtype: str, batch: int) -> int:
+    import numpy as np
+
+    dims = [int(d) for d in shape[1:] if isinstance(d, int) and d > 0]
+    try:
+        itemsize = np.dtype(dtype or "float32").itemsize
+    except TypeError:
+        itemsize = 4
+    return batch * math.prod(dims) * itemsize if len(dims) == len(shape) - 1 else 0
+
+
+def plan_memory_bytes(plan: RunPlan) -> int:
+    """Host memory tracegen itself allocates for the largest variant: input and output buffers
+    (plus a staging copy of each on GPUs), the input frames and the loop's rows. The backend's own
+    working memory (activations, engine) comes on top and is not counted."""
+    from tracegen.run.loop import Chunk
+
+    m, c = plan.model, plan.config
+    copies = 2 if plan.backend_cls.device_kind != "host" else 1
+    steps = len(STEP_ORDER)
+    worst = 0
+    for v in plan.variants:
+        buffers = copies * (_tensor_bytes(m.input_shape, m.input_dtype, v.batch)
+                            + _tensor_bytes(m.output_shape, m.output_dtype, v.batch))
+        total = v.warmup + v.iterations
+        rows = min(total, c.flush_every) * Chunk.bytes_per_iteration(steps) + 8 * total
+        worst = max(worst, buffers + rows)
+    frames = 4 * 3 * math.prod(int(d) * 3 // 2 for d in m.image_shape[1:]) if len(m.input_shape) == 4 else 0
+    return worst + frames
+
+
+def plan_disk_bytes(plan: RunPlan) -> int:
+    rows = sum((v.warmup + v.iterations) * len(STEP_ORDER) for v in plan.variants)
+    return rows * DISK_BYTES_PER_ROW * MERGE_FACTOR
+
+
+def _existing_parent(path: Path) -> Path:
+    path = Path(path).absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_size(plan: RunPlan, available_memory: int | None = None, free_disk: int | None = None) -> None:
+    """Refuse a plan that cannot fit in memory or on the disk of ``--out``, before writing."""
+    fix = "lower --iterations / --batch-iterations / --batch-sizes or the number of variants"
+    need = plan_memory_bytes(plan)
+    if available_memory is None:
+        try:
+            import psutil
+
+            available_memory = int(psutil.virtual_memory().available)
+        except Exception:  # noqa: BLE001 - unknown: only the disk is checked
+            available_memory = None
+    if available_memory is not None and need > available_memory:
+        biggest = max(plan.variants, key=lambda v: (v.batch, v.warmup + v.iterations))
+        raise ConfigError(f"the plan needs {_gib(need)} of host memory (batch {biggest.batch}, "
+                          f"{biggest.warmup + biggest.iterations} iterations) and {_gib(available_memory)} is available", fix)
+    disk = plan_disk_bytes(plan)
+    if free_disk is None:
+        try:
+            free_disk = shutil.disk_usage(_existing_parent(Path(plan.config.out))).free
+        except OSError:
+            free_disk = None
+    if free_disk is not None and disk > free_disk:
+        rows = disk // (DISK_BYTES_PER_ROW * MERGE_FACTOR)
+        raise ConfigError(f"the plan records {rows:,} step rows (about {_gib(disk)} on disk while the run ends) and "
+                          f"{plan.config.out} has {_gib(free_disk)} free", f"{fix}, or pass --out on a larger disk")

@@ -10,8 +10,18 @@ from typing import Any
 
 import polars as pl
 
+from tracegen.errors import OutputError
+
 
 def _replace_from_tmp(path: Path, write) -> None:
+    try:
+        _write_then_replace(path, write)
+    except OSError as exc:  # read-only or full disk, permissions: one line, not a traceback
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc})",
+                          "free disk space, or write to a writable directory") from None
+
+
+def _write_then_replace(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

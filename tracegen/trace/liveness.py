@@ -77,10 +77,16 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             self.beat()
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
+        """Stop beating; the file goes too (the final manifest status speaks from now on)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * self.interval)
+        if remove:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start()

@@ -2,19 +2,23 @@
 
 Steps and telemetry go to numbered part files (one per flush, each written atomically), so a
 run stopped by Ctrl-C, SIGTERM or even SIGKILL keeps every flushed iteration readable. ``finish``
-merges the parts into ``steps.parquet`` / ``telemetry.parquet`` and records the final status.
+merges the parts into ``steps.parquet`` / ``telemetry.parquet`` (written atomically, then the
+parts are moved aside and removed: a reader sees either the parts or the merged file, and
+retries when they change under it) and records the final status.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from tracegen.errors import ConfigError
+from tracegen.errors import ConfigError, OutputError
 from tracegen.trace import schema as S
 from tracegen.trace.atomic import write_json, write_parquet
 
@@ -34,22 +38,34 @@ def create_run_dir(path: Path) -> Path:
         raise ConfigError(f"output path {path.parent} is not a directory", "pass --out a directory") from None
     except PermissionError:
         raise ConfigError(f"cannot create {path.parent} (permission denied)", "pass --out a writable directory") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path.parent} ({exc.strerror or exc})", "pass --out a writable directory") from None
     try:
         path.mkdir()
     except FileExistsError:
         raise ConfigError(
             f"run directory {path} already exists", "choose another --run-id, or leave it out for a fresh one"
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path} ({exc.strerror or exc})", "pass --out a writable directory") from None
     return path
 
 
 class RunWriter:
-    def __init__(self, run_dir: Path, manifest: dict[str, Any]):
+    """Writes a new run, or (``reopen=True``) continues one whose parts are already in place."""
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], *, reopen: bool = False):
         self.dir = Path(run_dir)
         self.manifest = dict(manifest)
-        self._parts = {S.STEPS_PARTS: 0, S.TELEMETRY_PARTS: 0}
-        (self.dir / S.STEPS_PARTS).mkdir()
-        (self.dir / S.TELEMETRY_PARTS).mkdir()
+        self._parts = {}
+        for parts in (S.STEPS_PARTS, S.TELEMETRY_PARTS):
+            try:
+                (self.dir / parts).mkdir(exist_ok=reopen)
+            except OSError as exc:
+                raise OutputError(f"cannot create {self.dir / parts} ({exc.strerror or exc})",
+                                  "pass --out a writable directory") from None
+            existing = sorted((self.dir / parts).glob("part-*.parquet"))
+            self._parts[parts] = int(existing[-1].stem.split("-")[1]) if existing else 0
         self.manifest.setdefault("status", "running")
         self.manifest.setdefault("error", None)
         self.manifest.setdefault("started_utc", utc_now())
@@ -102,4 +118,8 @@ def merge_parts(run_dir: Path, parts: str, target: str, schema: dict, keep_empty
         df = S.empty(schema)
     if files or keep_empty:
         write_parquet(Path(run_dir) / target, df)
-    shutil.rmtree(part_dir)
+    # Move the parts aside in one rename before deleting them, so a reader never lists a
+    # half-deleted folder; it finds the merged file instead.
+    aside = Path(run_dir) / f".{parts}.merged-{secrets.token_hex(3)}"
+    os.replace(part_dir, aside)
+    shutil.rmtree(aside, ignore_errors=True)

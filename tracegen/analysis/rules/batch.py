@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tracegen.analysis.attribution import has_gpu_times
 from tracegen.analysis.facts import Facts, name, nsys_hint
 from tracegen.analysis.mitigations import advise
 from tracegen.analysis.model import Finding
@@ -38,6 +39,7 @@ def rule_batch_saturated(f: Facts) -> Finding | None:
         "knee_batch": g["knee_batch"], "latency_ms_largest_batch": last["p50_ms"], "largest_batch": last["batch"],
         "threshold": f"throughput gain < {SATURATED_GAIN}x from batch {b0['batch']} to the best batch",
     }
+    evidence["device"] = "gpu" if has_gpu_times(f.iters) else "cpu"
     if b0.get("infer_gpu_ms") is not None:
         evidence["infer_gpu_ms_batch1"] = b0["infer_gpu_ms"]
     if g.get("sm_clock_mhz_range"):
@@ -51,10 +53,11 @@ def rule_batch_saturated(f: Facts) -> Finding | None:
                  f"the device busy ({g['group_label']}); batching trades latency for almost no throughput. "
                  f"The knee (90 % of the best throughput) is batch {g['knee_batch']}."),
         evidence=evidence, variants=tuple(p["variant_id"] for p in pts),
-        mitigations=(advise("reduce_work", knee=g["knee_batch"] or 1),),
+        mitigations=(advise("reduce_work", on=f, knee=g["knee_batch"] or 1),),
         nsys_hint=nsys_hint(f, b0["variant_id"], (), ("infer",),
-                            compare=f'"{name(f, last["variant_id"])}": the kernels take proportionally longer, '
-                                    "the gaps between them do not shrink"),
+                            compare=f'"{name(f, last["variant_id"])}": '
+                                    + ("the kernels take proportionally longer, the gaps between them do not shrink"
+                                       if evidence["device"] == "gpu" else "the infer step takes proportionally longer")),
         chart="batch_scaling")
 
 
@@ -76,7 +79,8 @@ def rule_batch_budget(f: Facts) -> Finding | None:
                      f"({g['group_label']}), above the {f.budget_ms:g} ms budget."),
             evidence={"budget_ms": f.budget_ms, "budget_stat": "p99", "smallest_batch": first["batch"],
                       "p99_ms_smallest_batch": first["p99_ms"] or first["p50_ms"], "group": g["group_label"]},
-            variants=(first["variant_id"],), mitigations=(advise("reduce_work", knee=1), advise("cuda_graph")),
+            variants=(first["variant_id"],),
+            mitigations=(advise("reduce_work", on=f, knee=1),) + ((advise("cuda_graph", on=f),) if has_gpu_times(f.iters) else ()),
             nsys_hint=nsys_hint(f, first["variant_id"], (), ("infer", "sync")), chart="batch_scaling")
     p = next(p for p in pts if p["batch"] == b)
     return Finding(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracegen.analysis import explain as X
+from tracegen.analysis import verdict as V
 from tracegen.analysis.attribution import find_sibling, has_gpu_times
 from tracegen.analysis.facts import (
     Facts,
@@ -39,16 +40,13 @@ def _per_variant_tiers(f: Facts, tfs: list[dict]) -> list[dict]:
     return rows
 
 
-def _idle_mitigations(f: Facts, case: dict | None) -> list[Mitigation]:
-    """What to do about one slowdown, plus the variants to measure when nothing explains it."""
-    if case is not None:
-        out = X.contrast_mitigations(case, clock=bool(X.explain_clock(case)), max_clock=max_sm_clock(f))
-    else:
-        out = [advise("pipelining")] if has_gpu_times(f.iters) else []
+def _idle_mitigations(f: Facts, v: V.Verdict | None) -> list[Mitigation]:
+    """What to do about one slowdown: its verdict's advice (``verdict.advice``)."""
+    if v is not None:
+        return V.advice(f, v)
+    out = [advise("pipelining", on=f)] if has_gpu_times(f.iters) else []
     flags = X.measure_flags(f)
-    if flags and not (case and X.explained(case)):
-        out.append(advise("measure", flags=flags))
-    return out
+    return out + ([advise("measure", on=f, flags=flags)] if flags else [])
 
 
 @finding_kind("idle-delay-tiers", severities=("warning", "critical"))
@@ -69,6 +67,7 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
     ratio = t["ratio_to_baseline"] or t["ratio_high_low"]
     severity = "critical" if ratio >= TIER_CRITICAL else "warning"
     case = next((c for c in X.cases(f) if c["variant_id"] == vid), None)
+    v = V.verdict_of(f, vid)
     levels = " -> ".join(ms_text(x) for x in t["levels_ms"])
     shape = "alternates between" if t["switch_rate"] > 0.25 else "moves through"
     summary = (f"With a {gap_label(r)} before each inference ({r['name']}), latency {shape} "
@@ -85,8 +84,8 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
                     f"{fmt_ranges(t['slow_ranges'])}.")
     if len(tfs) > 1:
         summary += f" {len(tfs)} paced variants show tiers."
-    if case:
-        summary += " " + X.diagnosis(case)
+    if v is not None:
+        summary += " " + V.explanation(f, v)
     variants = [x["variant_id"] for x in tfs]
     base = f.attribution.get(vid, {}).get("baseline_id")
     if base is not None and f.attribution[vid].get("baseline_kind") == "continuous":
@@ -108,7 +107,7 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
                   "dominant_step": (case or {}).get("decomposition", {}).get("dominant_step"),
                   "threshold": f"slowest tier >= {X.TIER_RATIO}x the fastest and the baseline; critical from {TIER_CRITICAL}x",
                   "per_variant": _per_variant_tiers(f, tfs)},
-        variants=tuple(dict.fromkeys(variants)), iterations=t["slow_ranges"], mitigations=tuple(_idle_mitigations(f, case)),
+        variants=tuple(dict.fromkeys(variants)), iterations=t["slow_ranges"], mitigations=tuple(_idle_mitigations(f, v)),
         nsys_hint=nsys_hint(f, vid, t["slow_ranges"][:2], X.focus_steps(case), compare=fast_hint),
         chart="latency_trace")
 
@@ -132,6 +131,7 @@ def rule_slow_after_gap(f: Facts) -> Finding | None:
     case = {"variant_id": vid, "row": r, "decomposition": dec, "clock": a.get("clock_vs_baseline"),
             "attribution": a, "contrasts": a.get("contrasts", {}), "tiers": None, "gap": g, "kind": "gap",
             "gpu": has_gpu_times(f.iters)}
+    v = V.verdict_of(f, vid)
     per_gap = []
     for x in sorted(gps, key=lambda x: (row(f, x["variant_id"])["idle_ms"], x["variant_id"])):
         rx = row(f, x["variant_id"])
@@ -140,8 +140,8 @@ def rule_slow_after_gap(f: Facts) -> Finding | None:
                         "dominant_step": (f.attribution.get(x["variant_id"], {}).get("vs_baseline") or {}).get("dominant_step")})
     summary = (f"Inferences after a {gap_label(r)} take {ms_text(g['p50_ms'])} (p50) against {ms_text(g['baseline_ms'])} "
                f"back to back; even the fastest 10 % take {ms_text(g['level_ms'])} (+{ms_text(g['extra_ms'])}, "
-               f"{g['ratio']:.2f}x), so the gap itself costs time on every frame, not only in slow tiers. "
-               + X.diagnosis(case))
+               f"{g['ratio']:.2f}x), so the gap itself costs time on every frame, not only in slow tiers."
+               + (" " + V.explanation(f, v) if v is not None else ""))
     severity = "warning" if g["ratio"] >= GAP_WARNING else "info"
     numbers = iteration_numbers(f, vid)
     its = ((int(numbers[0]), int(numbers[-1])),) if numbers.size else ()
@@ -156,7 +156,7 @@ def rule_slow_after_gap(f: Facts) -> Finding | None:
                   "threshold": f"p10 >= {X.GAP_RATIO}x and >= {X.GAP_MIN_MS} ms above the continuous baseline p50",
                   "per_variant": per_gap},
         variants=tuple(dict.fromkeys([vid] + ([base] if base is not None else []) + [x["variant_id"] for x in gps])),
-        iterations=its, mitigations=tuple(_idle_mitigations(f, case)),
+        iterations=its, mitigations=tuple(_idle_mitigations(f, v)),
         nsys_hint=nsys_hint(f, vid, ((int(numbers[0]), int(numbers[min(4, numbers.size - 1)])),) if numbers.size else (),
                             X.focus_steps(case, ("idle", "infer", "sync")),
                             compare=f'the range "{name(f, base)}" (no gap)' if base is not None else None),
@@ -179,11 +179,11 @@ def _sync_evidence(f: Facts, vid: int) -> tuple[str | None, bool]:
     return f"p50 sync-{r['sync_mode']} {ms_text(stat(f, vid, 'p50_ms'))} vs " + ", ".join(parts), True
 
 
-def _measured_summary(c: dict, what: str, alt: str) -> str:
+def _measured_summary(c: dict, what: str, alt: str, share: float | None = None) -> str:
     """The first sentence of a measured explanation: sleep vs the contrast's alternative."""
     k = c["contrast"]
     return (f"latency is {ms_text(k['ref_p50_ms'])} p50; {what} {alt} {ms_text(k['alt_p50_ms'])} "
-            f"({k['ratio_of_medians']:.2f}x), removing {pct_text(k['removed_fraction'])} of the "
+            f"({k['ratio_of_medians']:.2f}x), removing {pct_text(k['removed_fraction'] if share is None else share)} of the "
             f"{ms_text(k['ref_extra_ms'])} the gap adds. ")
 
 
@@ -227,10 +227,10 @@ def rule_explained_host_wakeup(f: Facts) -> Finding | None:
         return ev
 
     def mitigations(c, e):
-        out = [busy_wait(e["contrast"]), advise("cpu_power")]
-        if _sync_heavy(e):
+        out = [busy_wait(e["contrast"], on=f), advise("cpu_power", on=f)]
+        if _sync_heavy(e) and c["gpu"]:
             ev, done = _sync_evidence(f, c["variant_id"])
-            out.append(advise("sync_mode", measured=done, evidence=ev))
+            out.append(advise("sync_mode", on=f, measured=done, evidence=ev))
         return out
 
     def per_variant(c, e):
@@ -257,12 +257,13 @@ def rule_explained_gpu_idling(f: Facts) -> Finding | None:
 
     def title(c, e):
         if e["measured"]:
-            return f"GPU idling: keeping the GPU busy removes {pct_text(e['contrast']['removed_fraction'])} of the extra time"
+            return f"GPU idling: keeping the GPU busy removes {pct_text(e['gpu_share'])} of the extra time"
         return "GPU idling: the extra time is GPU compute at an unchanged clock"
 
     def summary(c, e):
         if e["measured"]:
-            text = f"After a {gap_label(c['row'])}, " + _measured_summary(e, "keeping the GPU busy during the gap", "gives")
+            text = f"After a {gap_label(c['row'])}, " + _measured_summary(e, "keeping the GPU busy during the gap", "gives",
+                                                                         e["gpu_share"])
         else:
             text = (f"After a {gap_label(c['row'])}, {ms_text(e['gpu_extra_ms'])} of the {ms_text(e['extra_ms'])} extra "
                     f"time is GPU compute while the SM clock stayed at {e['sm_clock_mhz']:.0f} MHz "
@@ -277,18 +278,18 @@ def rule_explained_gpu_idling(f: Facts) -> Finding | None:
                            f">= {X.GPU_SHARE:.0%} of it in GPU compute with the SM clock within {X.CLOCK_DROP:.0%}"}
         if e["measured"]:
             k = e["contrast"]
-            ev.update(sleep_p50_ms=k["ref_p50_ms"], keepalive_p50_ms=k["alt_p50_ms"], removed_fraction=k["removed_fraction"])
+            ev.update(sleep_p50_ms=k["ref_p50_ms"], keepalive_p50_ms=k["alt_p50_ms"], removed_fraction=e["gpu_share"])
         else:
             ev.update(sm_clock_mhz=e["sm_clock_mhz"], baseline_sm_clock_mhz=e["baseline_sm_clock_mhz"])
         return ev
 
     def mitigations(c, e):
-        return [keepalive(e["contrast"]), advise("pipelining"), advise("batching")]
+        return [keepalive(e["contrast"], on=f), advise("pipelining", on=f), advise("batching", on=f)]
 
     def per_variant(c, e):
         k = e["contrast"] or {}
         return {"variant": c["row"]["name"], "extra_ms": e["extra_ms"], "gpu_extra_ms": e["gpu_extra_ms"],
-                "removed_by_keepalive": k.get("removed_fraction")}
+                "removed_by_keepalive": e.get("gpu_share")}
 
     return X.explained_finding(f, "explained-gpu-idling", hits, title, summary, evidence, mitigations,
                                ("infer", "sync"), "step_breakdown", per_variant)

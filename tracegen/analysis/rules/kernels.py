@@ -70,11 +70,12 @@ def rule_kernel_time(f: Facts) -> Finding | None:
                + (f", GPU idle inside the infer step {d_bubble * 1e3:+.1f} us" if d_bubble is not None else "")
                + f". So {_VERDICT[c.verdict]}.")
     top = [{"kernel": r["name"], "occurrence": r["occurrence"], "fast_us": r["fast_us"], "slow_us": r["slow_us"],
-            "ratio": r["ratio"]} for r in c.kernels.head(5).iter_rows(named=True)] if c.per_kernel else []
+            "ratio": r["ratio"]} for r in c.kernels.head(15).iter_rows(named=True)] if c.per_kernel else []
     pointer = where_to_look(f.manifest, name(f, c.slow_variant), slow_r[:2], ("infer",), variant_id=c.slow_variant,
                             nsys_steps=f.nsys.steps, compare=(name(f, c.fast_variant), c.fast_variant, fast_r[:1]))
     evidence = {
-        "verdict": c.verdict, "comparison": c.kind, "latency_slow_ms": n["latency_slow_ms"],
+        "verdict": c.verdict, "comparison": c.kind, "slow_variant_id": c.slow_variant,
+        "fast_variant_id": c.fast_variant, "slow_example": c.examples[0], "fast_example": c.examples[1], "latency_slow_ms": n["latency_slow_ms"],
         "latency_fast_ms": n["latency_fast_ms"], "kernel_slow_ms": n["compute_slow_ms"],
         "kernel_fast_ms": n["compute_fast_ms"], "bubble_slow_ms": n["bubble_slow_ms"],
         "bubble_fast_ms": n["bubble_fast_ms"], "launch_slow_ms": n["launch_slow_ms"],

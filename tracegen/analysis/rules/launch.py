@@ -39,16 +39,16 @@ def _graph_evidence(f: Facts, vid: int) -> tuple[str | None, bool]:
 
 def _cuda_graph(f: Facts, vid: int):
     ev, done = _graph_evidence(f, vid)
-    return advise("cuda_graph", measured=done, evidence=ev)
+    return advise("cuda_graph", on=f, measured=done, evidence=ev)
 
 
 def _batching(f: Facts):
     g = f.scaling
     if not g or len(g.get("curve", [])) < 2:
-        return advise("batching")
+        return advise("batching", on=f)
     pts = g["curve"]
     best = max(pts, key=lambda p: p["throughput_ips"])
-    return advise("batching", measured=True, evidence=(
+    return advise("batching", on=f, measured=True, evidence=(
         f"per-image time {ms_text(pts[0]['per_image_ms'])} at batch {pts[0]['batch']} -> "
         f"{ms_text(best['per_image_ms'])} at batch {best['batch']} ({g['group_label']})"))
 
@@ -125,7 +125,7 @@ def rule_transfer_bound(f: Facts) -> Finding | None:
         evidence={"copies_ms": h["copies_ms"], "infer_gpu_ms": h["infer_gpu_ms"], "ratio": h["ratio"],
                   "threshold": f"median (h2d + d2h GPU time) >= {TRANSFER_SHARE} x median infer GPU time",
                   "per_variant": _strip_ids(hits)},
-        variants=tuple(x["variant_id"] for x in hits), mitigations=(advise("transfers"), advise("pipelining")),
+        variants=tuple(x["variant_id"] for x in hits), mitigations=(advise("transfers", on=f), advise("pipelining", on=f)),
         nsys_hint=nsys_hint(f, h["variant_id"], (), ("h2d", "d2h"),
                             compare='the "infer" step: the memcpy rows are longer than the kernels'),
         chart="step_breakdown")
@@ -173,7 +173,7 @@ def rule_unstable_gpu_time(f: Facts) -> Finding | None:
     h = hits[0]
     summary = (f"In {h['variant']}, the inference's GPU time varies with a CoV of {h['cov']:.2f} "
                f"(p50 {ms_text(h['p50_ms'])}, p99 {ms_text(h['p99_ms'])}) with no gap between inferences.")
-    mitigations = [advise("isolate_gpu")]
+    mitigations = [advise("isolate_gpu", on=f)]
     if h["launch_bound"]:
         summary += (" The GPU time follows the host enqueue here (launch-bound), so the jitter comes from the host "
                     "launching kernels, not from the GPU.")

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from tracegen.analysis import explain as X
-from tracegen.analysis.attribution import REASON_BITS
+from tracegen.analysis.attribution import REASON_BITS, REASON_LABELS
 from tracegen.analysis.facts import Facts, max_sm_clock, name, nsys_hint
 from tracegen.analysis.mitigations import advise, keepalive, lock_clocks
 from tracegen.analysis.model import Finding
@@ -22,12 +22,6 @@ THERMAL_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown")
 HW_REASONS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
 CAP_REASONS = ("sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
                "hw_power_brake_slowdown", "board_limit")
-REASON_LABELS = {
-    "gpu_idle": "GpuIdle", "applications_clocks": "ApplicationsClocksSetting", "sw_power_cap": "SwPowerCap",
-    "hw_slowdown": "HwSlowdown", "sync_boost": "SyncBoost", "sw_thermal_slowdown": "SwThermalSlowdown",
-    "hw_thermal_slowdown": "HwThermalSlowdown", "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
-    "display_clock": "DisplayClockSetting", "board_limit": "BoardLimit", "reliability": "Reliability",
-}
 
 
 @finding_kind("explained-gpu-clock", severities=("warning",))
@@ -72,8 +66,8 @@ def rule_explained_gpu_clock(f: Facts) -> Finding | None:
         out = [lock_clocks(max_clk)]
         k = c["contrasts"].get("keepalive_vs_sleep")
         if k is None or (k.get("removed_fraction") is not None and k["removed_fraction"] >= X.RULED_OUT):
-            out.append(keepalive(k))
-        out.append(advise("pipelining"))
+            out.append(keepalive(k, on=f))
+        out.append(advise("pipelining", on=f))
         return out
 
     def per_variant(c, e):
@@ -120,10 +114,10 @@ def rule_power_thermal_cap(f: Facts) -> Finding | None:
     vid = per["variant_id"][0]
     mitigations = []
     if any(n in active for n in THERMAL_REASONS + ("hw_slowdown",)):
-        mitigations.append(advise("cooling"))
+        mitigations.append(advise("cooling", on=f))
     if any(n in active for n in POWER_REASONS + ("hw_slowdown",)):
-        mitigations.append(advise("power_limit"))
-    mitigations.append(advise("steady_clock_cap"))
+        mitigations.append(advise("power_limit", on=f))
+    mitigations.append(advise("steady_clock_cap", on=f))
     summary = (f"During measured iterations the GPU reported {names}: it was held below its clocks by "
                f"{'hardware or thermal protection' if critical else 'its power limit'}, so latency depends on power "
                f"and temperature rather than the model alone.")

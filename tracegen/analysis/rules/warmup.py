@@ -86,7 +86,7 @@ def rule_warmup_too_short(f: Facts) -> Finding | None:
                   "per_variant": [{"variant": name(f, x["variant_id"]), "slow_iterations": x["slow_iterations"],
                                    "first_ms": x["first_ms"], "steady_ms": x["steady_ms"], "ratio": x["ratio"]} for x in hits]},
         variants=tuple(x["variant_id"] for x in hits), iterations=(h["range"],),
-        mitigations=(advise("warmup", n=suggest),),
+        mitigations=(advise("warmup", on=f, n=suggest),),
         nsys_hint=nsys_hint(f, vid, (h["range"],), ("infer", "sync"),
                             compare="later iterations of the same range: look for allocations, module loads or autotuning"),
         chart="latency_trace")
