@@ -1,6 +1,6 @@
 """The linear model of change points: piecewise flat or linear segments of the clipped log trace.
 
-``detect_changepoints(values)`` returns the indices where a new segment starts (0 excluded).
+``detect_linear(values)`` returns the indices where a new segment starts (0 excluded).
 Every segment is flat or a straight line, so a ramp ("normal -> linear slow-down -> stable")
 gives two change points, at its start and at its end, instead of a staircase.
 
