@@ -29,6 +29,17 @@ def _fmt(rs: tuple[tuple[int, int], ...]) -> str:
     return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in rs)
 
 
+def report_for(imp: dict, variant_id: int | None, iteration: int | None) -> dict:
+    """The imported report (``manifest["nsys_import"]["reports"]`` entry) that holds the iteration;
+    a focused capture writes one report per capture window, each on its own timeline."""
+    entries = imp.get("reports") or [{"sqlite": imp.get("sqlite"), "clock_offset_ns": imp.get("clock_offset_ns")}]
+    for e in entries:
+        for vid, a, b in e.get("covers") or []:
+            if vid == variant_id and iteration is not None and a <= iteration <= b:
+                return e
+    return entries[0]
+
+
 def windows(nsys_steps: pl.DataFrame | None, offset_ns: int | None, variant_id: int,
             iterations: tuple[tuple[int, int], ...], label: str = "") -> tuple[tuple[str, float, float], ...]:
     """Where the iteration ranges lie on the nsys timeline (s), from the imported per-step table."""
@@ -53,12 +64,16 @@ def where_to_look(manifest: dict, variant_name: str, iterations: tuple[tuple[int
     imp = manifest.get("nsys_import") or {}
     rep = (manifest.get("nsys") or {}).get("report") or "profile.nsys-rep"
     run = str(run_dir) if run_dir is not None else "RUN_DIR"
-    sqlite = str(Path(run) / imp["sqlite"]) if imp.get("sqlite") and not Path(imp["sqlite"]).is_absolute() else (
-        imp.get("sqlite") or f"{run}/{Path(rep).with_suffix('.sqlite').name}")
-    offset = imp.get("clock_offset_ns")
+    entry = report_for(imp, variant_id, iterations[0][0] if iterations else None) if imp else {}
+    path = entry.get("sqlite")
+    sqlite = str(Path(run) / path) if path and not Path(path).is_absolute() else (
+        path or f"{run}/{Path(rep).with_suffix('.sqlite').name}")
+    rep = Path(path).with_suffix(".nsys-rep").name if path else rep
+    offset = entry.get("clock_offset_ns")
     wins = windows(nsys_steps, offset, variant_id, iterations) if variant_id is not None else ()
     if compare is not None:
-        wins += windows(nsys_steps, offset, compare[1], compare[2], label=f"{compare[0]}: ")
+        other = report_for(imp, compare[1], compare[2][0][0] if compare[2] else None) if imp else {}
+        wins += windows(nsys_steps, other.get("clock_offset_ns"), compare[1], compare[2], label=f"{compare[0]}: ")
     cats = ", ".join(f'"{s}"' for s in steps)
     where = f"iterations {_fmt(iterations)}" if iterations else "its iterations"
     text = (f'NVTX domain "{DOMAIN}": the range "{variant_name}", {where} (iteration ranges carry the iteration '

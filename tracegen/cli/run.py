@@ -57,9 +57,9 @@ def _run(config_file, resume, quiet, **values) -> None:
         _report(console, result)
         return
     config = RunConfig(**{k: v for k, v in values.items() if v is not None})
-    if config.nsys:
-        from tracegen.telemetry.nsys import run_under_nsys
+    from tracegen.telemetry.nsys import run_under_nsys, wants_nsys
 
+    if wants_nsys(config):
         result = run_under_nsys(config, argv=sys.argv, console=console)
     else:
         result = run_benchmark(config, command=command_line(), console=console, progress=not quiet)

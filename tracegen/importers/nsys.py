@@ -132,54 +132,75 @@ def _shift(summary: pl.DataFrame, ops: pl.DataFrame, offset: int) -> tuple[pl.Da
 
 def import_into_run(run_dir: Path, report: Path | None = None, *, domain: str = TRACEGEN_DOMAIN,
                     nsys: str | None = None) -> ImportResult:
-    """Join a report with the run it recorded and store the per-step GPU tables in the run."""
+    """Join a report (or, by default, every report ``tracegen run --nsys`` kept: one per capture
+    window with a focused capture) with the run it recorded and store the per-step GPU tables."""
     from tracegen.trace.atomic import write_json
     from tracegen.trace.nsys_tables import write_nsys_tables
     from tracegen.trace.reader import read_manifest, read_run
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
-    sqlite = resolve_export(report if report is not None else default_report(run_dir, run.manifest), nsys)
-    ex = X.open_export(sqlite)
-    try:
-        j = join_export(ex, domain, ITERATION_RANGE)
-    finally:
-        ex.close()
+    reports = [Path(report)] if report is not None else default_reports(run_dir, run.manifest)
     names = run.variants.select(pl.col("name").alias("variant"), "variant_id")
-    in_report = sorted(set(j.iterations["variant"].unique().to_list()))
-    matched = [v for v in in_report if v in set(names["variant"].to_list())]
-    if not matched:
-        raise TraceError(
-            f"{sqlite} does not belong to {run_dir}: its variant ranges ({', '.join(map(repr, in_report[:4]))}) "
-            f"are none of the run's variants", "pass the report recorded with this run (its profile.nsys-rep)")
-    summary, ops = _step_frames(j, names)
-    offset = clock_offset(summary, run.steps)
-    summary, ops = _shift(summary, ops, offset)
+    summaries, opses, entries, in_report, unplaced, total = [], [], [], set(), 0, 0
+    for rep in reports:
+        sqlite = resolve_export(rep, nsys)
+        ex = X.open_export(sqlite)
+        try:
+            j = join_export(ex, domain, ITERATION_RANGE)
+        finally:
+            ex.close()
+        seen = set(j.iterations["variant"].unique().to_list())
+        in_report |= seen
+        if not seen & set(names["variant"].to_list()):
+            raise TraceError(
+                f"{sqlite} does not belong to {run_dir}: its variant ranges ({', '.join(map(repr, sorted(seen)[:4]))}) "
+                f"are none of the run's variants", "pass the report recorded with this run (its profile.nsys-rep)")
+        summary, ops = _step_frames(j, names)
+        offset = clock_offset(summary, run.steps)
+        summary, ops = _shift(summary, ops, offset)
+        cover = summary.group_by("variant_id").agg(pl.col("iteration").min().alias("a"), pl.col("iteration").max()
+                                                   .alias("b")).sort("variant_id")
+        entries.append({"sqlite": _relative(sqlite, run_dir), "clock_offset_ns": offset, "export": j.meta.get("export", {}),
+                        "covers": [list(r) for r in cover.iter_rows()]})
+        summaries.append(summary)
+        opses.append(ops)
+        unplaced += j.unplaced_ops
+        total += j.total_ops
+    summary = pl.concat(summaries, how="vertical_relaxed")
+    ops = pl.concat(opses, how="vertical_relaxed")
     write_nsys_tables(run_dir, summary, ops)
     manifest = read_manifest(run_dir)
-    kinds = ops["kind"].value_counts()
-    count = dict(zip(kinds["kind"].to_list(), kinds["count"].to_list()))
+    count = dict(ops.group_by("kind").len().iter_rows())
     manifest["nsys_import"] = {
-        "version": S.NSYS_TABLES_VERSION, "sqlite": _relative(sqlite, run_dir), "domain": domain,
-        "iteration_range": ITERATION_RANGE, "clock_offset_ns": offset, "export": j.meta.get("export", {}),
-        "variants_in_report": in_report, "unplaced_ops": j.unplaced_ops, "ops": j.total_ops,
+        "version": S.NSYS_TABLES_VERSION, "sqlite": entries[0]["sqlite"], "domain": domain,
+        "iteration_range": ITERATION_RANGE, "clock_offset_ns": entries[0]["clock_offset_ns"],
+        "export": entries[0]["export"], "reports": entries, "variants_in_report": sorted(in_report),
+        "unplaced_ops": unplaced, "ops": total,
     }
     write_json(run_dir / S.MANIFEST, manifest)
-    return ImportResult(run_dir, sqlite, int(summary.select("variant_id", "iteration").n_unique()), summary.height,
-                        count.get("kernel", 0), count.get("memcpy", 0), count.get("memset", 0), j.unplaced_ops, offset)
+    return ImportResult(run_dir, Path(entries[0]["sqlite"]) if len(entries) == 1 else run_dir,
+                        int(summary.select("variant_id", "iteration").n_unique()), summary.height,
+                        count.get("kernel", 0), count.get("memcpy", 0), count.get("memset", 0), unplaced,
+                        entries[0]["clock_offset_ns"])
 
 
-def default_report(run_dir: Path, manifest: dict) -> Path:
-    """The report ``tracegen run --nsys`` kept with the run (its export, when already made)."""
-    name = (manifest.get("nsys") or {}).get("report") or "profile.nsys-rep"
-    rep = Path(run_dir) / name
-    sqlite = rep.with_suffix(".sqlite")
-    if sqlite.exists():
-        return sqlite
-    if rep.exists():
-        return rep
-    raise TraceError(f"{run_dir} has no Nsight Systems report ({name})",
-                     "pass the report as the second argument, or record the run with `tracegen run --nsys`")
+def default_reports(run_dir: Path, manifest: dict) -> list[Path]:
+    """The report(s) ``tracegen run --nsys`` kept with the run (their exports, when already made)."""
+    nsys = manifest.get("nsys") or {}
+    names = list(nsys.get("reports") or []) or [nsys.get("report") or "profile.nsys-rep"]
+    out = []
+    for name in names:
+        rep = Path(run_dir) / name
+        sqlite = rep.with_suffix(".sqlite")
+        if sqlite.exists():
+            out.append(sqlite)
+        elif rep.exists():
+            out.append(rep)
+        else:
+            raise TraceError(f"{run_dir} has no Nsight Systems report ({name})",
+                             "pass the report as the second argument, or record the run with `tracegen run --nsys`")
+    return out
 
 
 def clock_offset(summary: pl.DataFrame, steps: pl.DataFrame) -> int:

@@ -21,6 +21,7 @@ from tracegen.backends.registry import BACKEND_CHOICES
 from tracegen.errors import ConfigError
 from tracegen.params import CommaList, Count, Number, OneOf, OutputDir, PlainName
 from tracegen.run.options import OptionSpec, device_defaults, option
+from tracegen.telemetry.nsys_capture import Globs, IterationRanges
 from tracegen.run.pipeline_options import ArrivalPattern, ScheduleSpec, StepPlace
 from tracegen.trace import schema as S
 
@@ -51,7 +52,19 @@ class ModelSpec(OneOf):
 class RunConfig:
     model: str | None = option(
         None, ModelSpec(), "`builtin:NAME` (tiny, small, large: generated with fixed seeds, no download), an ONNX "
-        "file, or a serialized TensorRT engine (.engine/.plan)", cpu="builtin:tiny", gpu="builtin:small", short="-m")
+        "file (either PyTorch exporter, external `.onnx.data` beside it), a serialized TensorRT engine "
+        "(.engine/.plan), or for the torch backend a `torch.export` program (.pt2), TorchScript (.ts/.pt) or a "
+        "Python factory `module:callable` / `file.py:callable` (e.g. `torchvision.models:resnet50`)",
+        cpu="builtin:tiny", gpu="builtin:small", short="-m")
+    shapes: str | None = option(
+        None, None, "input shapes, trtexec-style: `images:1x3x224x224` or `input_ids:1x128,attention_mask:1x128`; "
+        "needed for dynamic dimensions other than the batch and for models that declare no shapes (TorchScript, "
+        "factories: `name:1x128:int64` adds the dtype). Axis 0 of inputs with a dynamic batch follows the batch size",
+        default_text="the model's own")
+    inputs: str | None = option(
+        None, None, "an `.npz` with one array per model input (names, dtypes and shapes as the model takes them), "
+        "fed instead of generated inputs; other batch sizes repeat its rows", default_text="generated: frames for "
+        "image inputs, token ids below the vocabulary, masks of ones")
     backend: str = option(
         "auto", OneOf(BACKEND_CHOICES), "`auto` picks tensorrt when TensorRT imports and a CUDA GPU is present, else "
         "torch on a CUDA GPU, else onnxruntime on the CPU", short="-b")
@@ -114,6 +127,12 @@ class RunConfig:
     nsys: bool = option(False, None, "also record the run under `nsys profile -t cuda,nvtx,osrt "
                         "--cuda-graph-trace=node` and keep the `.nsys-rep` in the run (`tracegen nsys-import RUN_DIR` "
                         "reads it)", is_flag=True)
+    nsys_variants: tuple[str, ...] | None = option(
+        None, Globs(), "focused `--nsys` capture: record only the variants whose name matches one of these shell "
+        "patterns (implies `--nsys`)", default_text="every variant")
+    nsys_iterations: tuple[tuple[int, int], ...] | None = option(
+        None, IterationRanges(), "focused `--nsys` capture: record only these iterations of each recorded variant, "
+        "numbered as in steps.parquet (warm-up first; implies `--nsys`)", default_text="every iteration")
     telemetry_ms: float = option(50.0, Number(1, MS_MAX, unit="ms", example="50"), "telemetry sampling interval in ms")
     flush_every: int = option(500, Count(1, example="500"), "write the recorded steps to disk every N iterations "
                               "(or every `--flush-seconds`, whichever comes first)")
