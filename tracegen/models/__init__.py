@@ -1,1 +1,3 @@
-"""Models: the built-in networks generated in code, FLOPs counting, and resolving --model."""
+"""Models: resolving --model (built-ins, ONNX with external data, TensorRT engines, torch.export,
+TorchScript, factories), input signatures and --shapes/--inputs plans, generated inputs, FLOPs
+counting, and the ONNX normalisation and conversion the torch backend uses."""

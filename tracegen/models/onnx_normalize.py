@@ -185,8 +185,7 @@ def _infer_shapes(proto, steps: dict[str, Any]):
             graph.value_info.append(info)
             infos[node.input[0]] = info
         else:
-            info.type.tensor_type.ClearField("shape")
-            info.type.tensor_type.CopyFrom(helper.make_tensor_type_proto(info.type.tensor_type.elem_type, shape))
+            info.type.CopyFrom(helper.make_tensor_type_proto(info.type.tensor_type.elem_type, shape))
         patched += 1
     if patched:
         steps["layernorm_shapes"] = f"{patched} LayerNormalization inputs given their normalised axes from the scale"
