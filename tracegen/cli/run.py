@@ -80,6 +80,21 @@ run = click.Command("run", callback=_run, params=[*click_params(specs()), *COMMA
                     help=_run.__doc__, short_help="Benchmark a model and record every step.")
 
 
+def parse_args(argv: list[str]) -> RunConfig:
+    """The ``RunConfig`` that ``tracegen run ARGV`` would run, without running it; every problem
+    is a ``ConfigError`` (the one line the CLI prints)."""
+    from tracegen.errors import ConfigError
+
+    try:
+        ctx = run.make_context("run", list(argv))
+    except click.exceptions.Exit:
+        raise ConfigError("--help or --version given", "leave them out") from None
+    except click.UsageError as exc:
+        raise ConfigError(exc.format_message().rstrip(".")) from None
+    values = {k: v for k, v in ctx.params.items() if k not in ("config_file", "resume", "quiet") and v is not None}
+    return RunConfig(**values)
+
+
 def command_line() -> list[str]:
     argv = list(sys.argv)
     if argv and argv[0].endswith("__main__.py"):
