@@ -19,15 +19,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracegen.analysis.attribution import (
-    attribute,
-    find_baseline,
-    has_gpu_times,
-    iteration_telemetry,
-    measured,
-    samples_to_iterations,
-)
+from tracegen.analysis.attribution import attribute, find_baseline, has_gpu_times, is_paced, measured
 from tracegen.analysis.changepoints import detect_changepoints
+from tracegen.analysis.clocks import iteration_telemetry, samples_to_iterations
 from tracegen.analysis.scaling import batch_scaling
 from tracegen.analysis.stats import iterations, latency_basis, variant_stats
 from tracegen.analysis.tiers import detect_tiers, tier_summary
@@ -81,11 +75,13 @@ def _with_conveniences(summary: dict, t: Any, baseline: float | None, numbers: n
     return out
 
 
-def collect_facts(run: Any, *, budget_ms: float | None = None) -> Facts:
+def collect_facts(run: Any, *, budget_ms: float | None = None, iters: pl.DataFrame | None = None) -> Facts:
     """Everything the rules read about ``run`` (a ``trace.reader.Run``): per-variant statistics,
     change points and latency tiers of every variant's measured latency (ms), batch scaling and
-    the attribution of the idle-delay variants."""
-    iters = iterations(run.steps, latency_basis(run.manifest))
+    the attribution of the idle-delay variants. ``iters`` is ``stats.iterations`` of the run
+    when the caller already has it (the report)."""
+    if iters is None:
+        iters = iterations(run.steps, latency_basis(run.manifest))
     stats = variant_stats(run.variants, iters)
     done = iters.filter(~pl.col("warmup")) if iters.height else iters
     changepoints: dict[int, list[int]] = {}
@@ -135,10 +131,6 @@ def stat(f: Facts, vid: int, col: str) -> Any:
 
 def name(f: Facts, vid: int) -> str:
     return row(f, vid)["name"]
-
-
-def is_paced(r: dict) -> bool:
-    return r["pacing"] != "none" and (r["idle_ms"] or 0) > 0
 
 
 def _ids(f: Facts, paced: bool) -> list[int]:
