@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tracegen.cli.output import console as make_console, markup
+from tracegen.cli.output import command_line, console as make_console, markup
 from tracegen.params import CONFIG_FILE_META
 from tracegen.run.config import RunConfig, load_toml, specs
 from tracegen.run.options import click_params
@@ -93,12 +93,3 @@ def parse_args(argv: list[str]) -> RunConfig:
         raise ConfigError(exc.format_message().rstrip(".")) from None
     values = {k: v for k, v in ctx.params.items() if k not in ("config_file", "resume", "quiet") and v is not None}
     return RunConfig(**values)
-
-
-def command_line() -> list[str]:
-    argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0] = "python -m tracegen"
-    elif argv:
-        argv[0] = Path(argv[0]).name
-    return argv
