@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tracegen.backends.base import HostDevice  # noqa: E402
 from tracegen.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from tracegen.run.config import build_config  # noqa: E402
-from tracegen.run.inputs import FrameSource, top_k  # noqa: E402
+from tracegen.prepost.host import HostPreprocess, softmax_top_k  # noqa: E402
+from tracegen.prepost.pipeline import FrameCycle  # noqa: E402
+from tracegen.run.inputs import FrameSource  # noqa: E402
 from tracegen.models.source import load_model  # noqa: E402
 from tracegen.run.runner import run_benchmark  # noqa: E402
 from tracegen.trace.reader import read_run  # noqa: E402
@@ -39,14 +41,15 @@ def bare_loop(model, iterations: int, warmup: int, threads: int) -> float:
     backend = OnnxRuntimeBackend(model, threads=threads)
     backend.activate(HostDevice())
     b = backend.prepare(1)
-    frames = FrameSource(tuple(b.host_input.shape[1:]))
+    frames = FrameCycle(FrameSource(tuple(b.host_input.shape[1:])).frames, b.batch)
+    preprocess = HostPreprocess(*b.host_input.shape[1:])
     stamps = np.empty(iterations + warmup + 1, dtype=np.int64)
     now = time.perf_counter_ns
     for i in range(iterations + warmup):
         stamps[i] = now()
-        frames.fill(b.host_input)
+        preprocess(frames.next(), b.host_input)
         backend.enqueue()
-        top_k(b.host_output)
+        softmax_top_k(b.host_output)
     stamps[-1] = now()
     backend.deactivate()
     return float(np.median(np.diff(stamps)[warmup:]))

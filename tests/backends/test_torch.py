@@ -35,7 +35,7 @@ def test_declares_what_it_needs():
     assert TorchBackend.device_kind == "cuda"
     assert TorchBackend.launches == ("eager", "graph")
     assert TorchBackend.precisions == ("fp32", "fp16")
-    assert set(TorchBackend.requires) == {"torch", "onnx2torch", "pycuda.driver"}
+    assert set(TorchBackend.requires) == {"torch", "pycuda.driver"}  # onnx2torch: checked for ONNX models
 
 
 # -- on a real GPU -----------------------------------------------------------------------------------

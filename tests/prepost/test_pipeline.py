@@ -62,7 +62,6 @@ def test_host_pipeline_on_the_cpu():
         s.work()
     assert np.isfinite(b.host_input).all() and (np.ptp(b.host_input, axis=(2, 3)) == 0).all()  # flat frames stay flat
     assert b.host_input[0, 0, 0, 0] != b.host_input[1, 0, 0, 0]  # two different frames
-    assert pipe.info["host_library"] in ("opencv", "numpy")
 
 
 def test_device_pipeline_stages_uploads_and_keeps_the_result_small(monkeypatch):

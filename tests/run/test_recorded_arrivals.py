@@ -138,3 +138,23 @@ def test_bad_values_fail_at_parse_time(flags, words):
     with pytest.raises(ConfigError) as err:
         build_config(flags=flags)
     assert words in str(err.value)
+
+
+def test_python_api_takes_the_functions_themselves(tmp_path):
+    from tracegen.run.config import RunConfig
+
+    seen = {"pre": 0, "post": 0}
+
+    def prep(frames, out):
+        seen["pre"] += len(frames)
+        out[...] = 0.0
+
+    def post(output):
+        seen["post"] += output.shape[0]
+
+    config = RunConfig(model="builtin:tiny", backend="onnxruntime", threads=1, scenarios=("idle",), idle_ms=(0.0,),
+                       iterations=4, warmup=1, preprocess=prep, postprocess=post, out=str(tmp_path), run_id="api")
+    run = read_run(run_benchmark(config, progress=False).run_dir)
+    assert seen == {"pre": 5, "post": 5}
+    assert run.manifest["config"]["preprocess"].endswith("test_python_api_takes_the_functions_themselves.<locals>.prep")
+    assert run.manifest["pipeline"]["postprocess"].startswith("user: ")

@@ -19,15 +19,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracegen.analysis.attribution import (
-    attribute,
-    find_baseline,
-    has_gpu_times,
-    iteration_telemetry,
-    measured,
-    samples_to_iterations,
-)
+from tracegen.analysis.attribution import attribute, find_baseline, has_gpu_times, is_paced, measured
 from tracegen.analysis.changepoints import detect_changepoints
+from tracegen.analysis.clocks import iteration_telemetry, samples_to_iterations
 from tracegen.analysis.scaling import batch_scaling
 from tracegen.analysis.stats import iterations, latency_basis, variant_stats
 from tracegen.analysis.tiers import detect_tiers, tier_summary
@@ -135,10 +129,6 @@ def stat(f: Facts, vid: int, col: str) -> Any:
 
 def name(f: Facts, vid: int) -> str:
     return row(f, vid)["name"]
-
-
-def is_paced(r: dict) -> bool:
-    return r["pacing"] != "none" and (r["idle_ms"] or 0) > 0
 
 
 def _ids(f: Facts, paced: bool) -> list[int]:

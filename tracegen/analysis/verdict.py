@@ -28,14 +28,8 @@ from typing import Any
 
 from tracegen.analysis import explain as X
 from tracegen.analysis import mitigations as M
-from tracegen.analysis.attribution import (
-    REASON_BITS,
-    REASON_LABELS,
-    component_label,
-    contrast,
-    find_baseline,
-    find_sibling,
-)
+from tracegen.analysis.attribution import component_label, contrast, find_baseline, find_sibling
+from tracegen.analysis.clocks import REASON_BITS, REASON_LABELS
 from tracegen.analysis.facts import Facts, gap_label, max_sm_clock, name, paced_ids, row, stat
 from tracegen.analysis.model import Mitigation
 from tracegen.units import ms_text, pct_text

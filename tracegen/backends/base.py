@@ -8,41 +8,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ModelSource:
-    """A model the runner was asked to benchmark, resolved to bytes and static facts."""
-
-    spec: str  # as given: "builtin:tiny", "/path/model.onnx", "/path/model.engine"
-    kind: str  # "onnx" | "engine"
-    path: str | None  # file path; None for built-ins held in memory
-    sha256: str
-    input_name: str
-    input_shape: tuple  # with the batch dimension as a string or -1
-    input_dtype: str
-    output_name: str
-    output_shape: tuple
-    output_dtype: str
-    params: int | None
-    flops_per_image: int | None
-    onnx_bytes: bytes | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        """Input shape without the batch dimension (C, H, W)."""
-        return tuple(int(d) for d in self.input_shape[1:])
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "kind": self.kind,
-            "path": self.path,
-            "sha256": self.sha256,
-            "input": {"name": self.input_name, "shape": list(self.input_shape), "dtype": self.input_dtype},
-            "output": {"name": self.output_name, "shape": list(self.output_shape), "dtype": self.output_dtype},
-            "params": self.params,
-            "flops_per_image": self.flops_per_image,
-        }
+# ModelSource lives with the model loaders; re-exported here, where backends always found it.
+from tracegen.models.model import ModelSource  # noqa: F401
 
 
 class StepTimer(ABC):
@@ -131,10 +98,20 @@ class Bindings:
     host_output: np.ndarray
     copy_in: Callable[[], None] | None = None
     copy_out: Callable[[], None] | None = None
+    # Every input and output by name (host_input / host_output are the first of each); a model
+    # with several inputs or outputs has them all here, and copy_in / copy_out move them all.
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
     # Device addresses of the model's input and output (GPU backends), for device pre/post-
     # processing (tracegen.prepost.device); the output's is a callable: it may move per launch.
     device_input: int | None = None
     device_output: Callable[[], int] | None = None
+
+    def __post_init__(self):
+        if not self.inputs:
+            self.inputs = {"input": self.host_input}
+        if not self.outputs:
+            self.outputs = {"output": self.host_output}
 
 
 class Backend(ABC):

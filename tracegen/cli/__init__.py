@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -57,8 +58,16 @@ def _fail(text: str, code: int) -> None:
     sys.exit(code)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM: the same clean stop as Ctrl-C, whatever is running
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors become one line on stderr and exit status 2."""
+    try:
+        signal.signal(signal.SIGTERM, _stop)  # from the start, so it always ends as 130, never 143
+    except ValueError:  # not the main thread
+        pass
     try:
         cli.main(args=argv, prog_name="tracegen", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -39,7 +39,6 @@ class PipelineStep:
 @dataclass
 class Pipeline:
     steps: list[PipelineStep]
-    info: dict[str, Any] = field(default_factory=dict)
     _close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -110,7 +109,7 @@ def build_pipeline(*, device, bindings, enqueue: Callable[[], None], frames: np.
     cycle = FrameCycle(frames, bindings.batch)
     host_in, host_out = bindings.host_input, bindings.host_output
     steps: list[PipelineStep] = []
-    pipe = Pipeline(steps, describe(pre, post))
+    pipe = Pipeline(steps)
     ops = None
     if "device" in (pre, post):
         from tracegen.prepost.device import DevicePrepost
@@ -132,8 +131,6 @@ def build_pipeline(*, device, bindings, enqueue: Callable[[], None], frames: np.
         steps += [PipelineStep("h2d", h2d, True), PipelineStep("preprocess", ops.preprocess, True)]
     else:
         pre_fn = HostPreprocess(*host_in.shape[1:], library=host_library) if pre == "host" else pre
-        if pre == "host":
-            pipe.info["host_library"] = pre_fn.library
         steps.append(PipelineStep("preprocess", lambda: pre_fn(cycle.next(), host_in), False))
         if bindings.copy_in is not None:
             steps.append(PipelineStep("h2d", bindings.copy_in, True))
@@ -155,7 +152,7 @@ def engine_only(*, device, enqueue: Callable[[], None]) -> Pipeline:
     steps = [PipelineStep("infer", enqueue, device.kind != "host")]
     if device.kind != "host":
         steps.append(PipelineStep("sync", device.synchronize, False))
-    return Pipeline(steps, {"preprocess": "none (engine alone)", "postprocess": "none (engine alone)"})
+    return Pipeline(steps)
 
 
 def step_order(pre, post, gpu: bool) -> list[str]:

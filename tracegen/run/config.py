@@ -52,7 +52,19 @@ class ModelSpec(OneOf):
 class RunConfig:
     model: str | None = option(
         None, ModelSpec(), "`builtin:NAME` (tiny, small, large: generated with fixed seeds, no download), an ONNX "
-        "file, or a serialized TensorRT engine (.engine/.plan)", cpu="builtin:tiny", gpu="builtin:small", short="-m")
+        "file (either PyTorch exporter, external `.onnx.data` beside it), a serialized TensorRT engine "
+        "(.engine/.plan), or for the torch backend a `torch.export` program (.pt2), TorchScript (.ts/.pt) or a "
+        "Python factory `module:callable` / `file.py:callable` (e.g. `torchvision.models:resnet50`)",
+        cpu="builtin:tiny", gpu="builtin:small", short="-m")
+    shapes: str | None = option(
+        None, None, "input shapes, trtexec-style: `images:1x3x224x224` or `input_ids:1x128,attention_mask:1x128`; "
+        "needed for dynamic dimensions other than the batch and for models that declare no shapes (TorchScript, "
+        "factories: `name:1x128:int64` adds the dtype). Axis 0 of inputs with a dynamic batch follows the batch size",
+        default_text="the model's own")
+    inputs: str | None = option(
+        None, None, "an `.npz` with one array per model input (names, dtypes and shapes as the model takes them), "
+        "fed instead of generated inputs; other batch sizes repeat its rows", default_text="generated: frames for "
+        "image inputs, token ids below the vocabulary, masks of ones")
     backend: str = option(
         "auto", OneOf(BACKEND_CHOICES), "`auto` picks tensorrt when TensorRT imports and a CUDA GPU is present, else "
         "torch on a CUDA GPU, else onnxruntime on the CPU", short="-b")

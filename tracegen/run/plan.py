@@ -148,28 +148,34 @@ class RunPlan:
 def make_plan(requested: RunConfig) -> RunPlan:
     """Resolve the backend and defaults, load the model, plan the variants and check them all."""
     from tracegen.backends.registry import backend_class, resolve_backend
-    from tracegen.models.source import ENGINE_SUFFIXES, load_model
+    from tracegen.models.fit import auto_backend, check_backend_runs, fit_fixed_batch
+    from tracegen.models.shapes import plan_for
+    from tracegen.models.source import load_model, model_kind
 
-    spec = requested.model
-    hint = "engine" if spec and Path(spec).suffix.lower() in ENGINE_SUFFIXES else "onnx"
-    backend_name = resolve_backend(requested.backend, model_kind=hint)
+    backend_name = resolve_backend(requested.backend, model_kind=model_kind(requested.model))
     cls = backend_class(backend_name)
     from tracegen.prepost.pipeline import load_user_steps, resolve_modes
 
     config = resolve(with_arrival_defaults(requested), cls.device_kind)
     model = load_model(config.model)
-    if config.backend == "auto" and model.kind == "engine" and backend_name != "tensorrt":
-        backend_name, cls = "tensorrt", backend_class("tensorrt")
+    if config.backend == "auto" and auto_backend(model.kind, backend_name) != backend_name:
+        backend_name = auto_backend(model.kind, backend_name)
+        cls = backend_class(backend_name)
+        config = resolve(with_arrival_defaults(requested), cls.device_kind)
+    check_backend_runs(model, backend_name)
+    if model.kind != "engine" or config.shapes or config.inputs:  # an engine's inputs only TensorRT knows
+        model = model.with_plan(plan_for(model, shapes=config.shapes, inputs_file=config.inputs))
     check_requirements(cls)
     check_options(config, cls, model)
+    config, batch_note = fit_fixed_batch(model, config)
     from tracegen.optional import available
 
     gpu = cls.device_kind != "host"
     device_ok = gpu and available("cupy")
     pre_spec, post_spec = resolve_modes(config.preprocess, config.postprocess, gpu=gpu, device_ok=device_ok)
-    notes = ()
+    notes = (f"[yellow]{batch_note}[/]",) if batch_note else ()
     if gpu and not device_ok and None in (config.preprocess, config.postprocess):
-        notes = ("[yellow]CuPy is not installed: pre/postprocessing run on the host "
+        notes += ("[yellow]CuPy is not installed: pre/postprocessing run on the host "
                  "(pip install cupy-cuda12x or cupy-cuda13x for device pre/postprocessing)[/]",)
     pre, post = load_user_steps(pre_spec, post_spec)
     variants = plan_variants(config)
@@ -202,15 +208,7 @@ def check_options(c: RunConfig, cls: type[Backend], model: ModelSource) -> None:
             raise ConfigError("--sync-mode applies to GPU backends (how the host waits for the GPU)", "leave it out on the CPU")
         if "idle" in c.scenarios and "keepalive" in c.pacing:
             raise ConfigError("--pacing keepalive needs a GPU backend", "use --pacing sleep,spin on the CPU")
-    check_arrivals(c, cls)
-    fixed = model.input_shape[0] if model.input_shape else None
-    if isinstance(fixed, int) and fixed > 0:
-        sizes = set(c.batch_sizes if "batch" in c.scenarios else ()) | ({c.idle_batch} if "idle" in c.scenarios else set())
-        if sizes != {fixed}:
-            raise ConfigError(
-                f"model {model.spec} has a fixed batch size of {fixed}",
-                f"use --batch-sizes {fixed} --idle-batch {fixed}, or export the model with a dynamic batch dimension",
-            )
+    check_arrivals(c, cls)  # a fixed-batch model runs its batch only (models.fit.fit_fixed_batch)
 
 
 def check_arrivals(c: RunConfig, cls: type[Backend]) -> None:

@@ -34,7 +34,7 @@ GAP_NS = 1_000_000_000  # between the last recorded time and the resumed part, o
 def resume_plan(run_dir: Path, command: list[str], signals: StopSignals) -> tuple[RunPlan, Callable, set[int]]:
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    if writer_alive(run_dir, manifest):
+    if manifest.get("status") == "running" and writer_alive(run_dir, manifest):
         proc = manifest.get("process", {})
         raise ConfigError(f"run {run_dir} is still running (pid {proc.get('pid')} on {proc.get('hostname')})",
                           "wait for it to end, or stop it first")

@@ -15,7 +15,7 @@ from pathlib import Path
 from tracegen.backends.base import Backend, Device
 from tracegen.errors import TracegenError
 from tracegen.run.config import RunConfig
-from tracegen.run.inputs import FrameSource
+from tracegen.models.feed import feeder_for, frames_for
 from tracegen.run.loop import TimedLoop
 from tracegen.run.plan import RunPlan, Variant, make_plan
 from tracegen.run.progress import ProgressBar
@@ -98,9 +98,12 @@ class Runner:
                  telemetry: Telemetry, bar: ProgressBar) -> None:
         config = plan.config
         with prepared(backend, v.batch, v.launch) as bindings:
-            frames = FrameSource(tuple(bindings.host_input.shape[1:]), seed=config.seed).frames
+            # Every input is written once here; the image input (if any) is refilled by the
+            # pipeline's preprocess step each iteration, the others are only copied.
+            feeder = feeder_for(plan.model.plan, bindings, v.batch, seed=config.seed)
+            frames, pre = frames_for(feeder, bindings, plan.pre, config.seed)
             pacer = make_variant_pacer(v, device, config.seed)
-            steps, pipe = plan_steps(v, device, backend, bindings, frames, pacer, plan.pre, plan.post)
+            steps, pipe = plan_steps(v, device, backend, bindings, frames, pacer, pre, plan.post)
             try:
                 self._loop(config, v, steps, device, record, telemetry, bar)
             finally:

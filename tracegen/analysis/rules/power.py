@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from tracegen.analysis import explain as X
-from tracegen.analysis.attribution import REASON_BITS, REASON_LABELS
+from tracegen.analysis.clocks import REASON_BITS, REASON_LABELS
 from tracegen.analysis.facts import Facts, max_sm_clock, name, nsys_hint
 from tracegen.analysis.mitigations import advise, keepalive, lock_clocks
 from tracegen.analysis.model import Finding
