@@ -7,7 +7,9 @@ covering, against every annotator):
 * ``rtt``: RIPE Atlas RTT traces, manually labelled (build_cp_datasets.py --rtt);
 * ``cpu``: onnxruntime CPU latency traces with changes scheduled at known iterations
   (committed under tests/analysis/data/cpu, re-recorded by record_cpu_changes.py);
-* ``gpu``: the same on a GPU, when a folder of such recordings is given with --gpu.
+* ``gpu``: torch on an NVIDIA H200 with the idle gap changed at known iterations, host and
+  GPU time per iteration (tests/analysis/data/gpu, recorded by the lead; --gpu names another
+  folder of the same format).
 
 Methods:
 
@@ -23,7 +25,7 @@ Methods:
 Every method gets the same input: missing values filled with the previous value. Times are
 medians of ``--repeats`` calls per series, summed over the series of a set.
 
-    python benchmarks/bench_changepoints_real.py [--sets tcpd,rtt,cpu] [--repeats 3] [--split all|dev|held-out]
+    python benchmarks/bench_changepoints_real.py [--sets tcpd,rtt,cpu,gpu] [--repeats 3] [--split all|dev|held-out]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.analysis.cp_real import DATA, FIXTURES, covering, f_measure, held_out, load_json_set, load_recorded  # noqa: E402
+from tests.analysis.cp_real import DATA, FIXTURES, covering, f_measure, held_out, load_gpu, load_json_set, load_recorded  # noqa: E402
 from tracegen.analysis import detect_changepoints  # noqa: E402
 
 
@@ -114,8 +116,8 @@ def load_sets(names, gpu: Path | None):
             sets[name] = load_json_set(path)
         elif name == "cpu":
             sets[name] = load_recorded(FIXTURES / "cpu")
-        elif name == "gpu" and gpu is not None:
-            sets[name] = load_recorded(gpu)
+        elif name == "gpu":
+            sets[name] = load_gpu(gpu or FIXTURES / "gpu")
     return sets
 
 
@@ -146,16 +148,16 @@ def table(title: str, res: dict, count: int) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sets", default="tcpd,rtt,cpu")
+    p.add_argument("--sets", default="tcpd,rtt,cpu,gpu")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--split", choices=("all", "dev", "held-out", "both"), default="both",
                    help="all series, the development half, the held-out half, or all and held-out (default)")
-    p.add_argument("--gpu", type=Path, help="folder of GPU recordings (schedule.json + CSV)")
+    p.add_argument("--gpu", type=Path, help="folder of GPU recordings (truth.json + CSV), default tests/analysis/data/gpu")
     p.add_argument("--per-series", action="store_true", help="also print F1/covering per series")
     args = p.parse_args(argv)
     methods = args.methods.split(",")
-    names = args.sets.split(",") + (["gpu"] if args.gpu else [])
+    names = args.sets.split(",")
     for name, series in load_sets(names, args.gpu).items():
         dev, held = held_out(series)
         parts = {"all": [("all", series)], "dev": [("development half", dev)],

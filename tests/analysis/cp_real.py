@@ -106,6 +106,19 @@ def load_recorded(folder: Path) -> list[Series]:
     return out
 
 
+def load_gpu(folder: Path) -> list[Series]:
+    """GPU traces with scheduled idle-gap changes (data/gpu/README.md): host and GPU time of
+    each (model, launch) CSV, in ms, as two series."""
+    folder = Path(folder)
+    truth = tuple(json.loads((folder / "truth.json").read_text())["change_points"])
+    out = []
+    for path in sorted(folder.glob("*.csv")):
+        table = np.loadtxt(path, delimiter=",", skiprows=1)
+        for col, label in ((2, "host"), (3, "gpu")):
+            out.append(Series(f"{path.stem}-{label}", table[:, col] / 1e6, (truth,)))
+    return out
+
+
 def held_out(series: list[Series]) -> tuple[list[Series], list[Series]]:
     """(development, held-out) halves: every other series by name, so both halves span each set."""
     ordered = sorted(series, key=lambda s: s.name)

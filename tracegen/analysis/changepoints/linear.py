@@ -1,6 +1,6 @@
-"""Change points along the iteration index of a latency trace.
+"""The linear model of change points: piecewise flat or linear segments of the clipped log trace.
 
-``detect_changepoints(values)`` returns the indices where a new segment starts (0 excluded).
+``detect_linear(values)`` returns the indices where a new segment starts (0 excluded).
 Every segment is flat or a straight line, so a ramp ("normal -> linear slow-down -> stable")
 gives two change points, at its start and at its end, instead of a staircase.
 
@@ -35,6 +35,9 @@ import math
 
 import numpy as np
 
+from tracegen.analysis.changepoints.moments import W, WT, WTT, WZ, WZT, WZZ, _Sums, _shifted
+from tracegen.analysis.changepoints.signal import NOISE_SAMPLE, fill_missing, as_array, noise_scale
+
 #: Shortest reported segment, in iterations.
 MIN_SIZE = 5
 #: Penalty per segment, in units of sigma^2 * log(n). BIC would be 2 (a level and a
@@ -60,20 +63,9 @@ CANDIDATE_Z = 4.0
 HALF_SEARCH = 64
 #: A boundary next to a ramp may move this far to the knot of a continuous fit.
 HINGE_REACH = 50
-#: The noise scale is estimated from about NOISE_SAMPLE neighbour pairs (evenly spread), as
-#: the root mean square of the smallest NOISE_KEEP of their differences (corrected to the
-#: standard deviation for normal noise): far more precise than the MAD on short traces, and
-#: blind to the largest 10 % (steps, spikes: a spike makes two large differences).
-NOISE_SAMPLE = 1 << 13
-NOISE_KEEP = 0.9
-_q = 1.6448536269514722  # normal quantile at (1 + NOISE_KEEP) / 2
-_TRIMMED_VARIANCE = 1.0 - 2.0 * _q * math.exp(-_q * _q / 2.0) / math.sqrt(2.0 * math.pi) / NOISE_KEEP
-#: Segments up to this long have their sums taken directly (about their own start), so the
-#: time moments of short segments far into a long trace keep full precision.
-DIRECT = 512
 
 
-def detect_changepoints(values, *, min_size: int | None = None, penalty: float | None = None) -> list[int]:
+def detect_linear(values, *, min_size: int | None = None, penalty: float | None = None) -> list[int]:
     """Indices where a new segment of ``values`` starts, sorted, 0 excluded.
 
     ``values``: 1-D latencies (list, numpy array or polars Series), in iteration order.
@@ -82,7 +74,7 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     (default ``PENALTY_FACTOR * log(n)``).
     Non-finite values are replaced by the previous finite one (they carry no evidence).
     """
-    y = _finite(as_array(values))
+    y = fill_missing(as_array(values))
     n = y.size
     min_size = MIN_SIZE if min_size is None else max(1, int(min_size))
     if n < 2 * min_size:
@@ -108,67 +100,6 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
 
 # --- input and robust signal -------------------------------------------------------------
 
-
-def as_array(values) -> np.ndarray:
-    """1-D float64 array from a list, numpy array or polars Series (nulls become NaN)."""
-    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
-        values = values.to_numpy()
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"expected a 1-D sequence of latencies, got shape {arr.shape}")
-    return arr
-
-
-def all_finite(y: np.ndarray) -> bool:
-    """True when no value is NaN or infinite (a sum is one fast pass; exact check if it overflows)."""
-    return bool(np.isfinite(y.sum())) or bool(np.isfinite(y).all())
-
-
-def _finite(y: np.ndarray) -> np.ndarray:
-    """Replace non-finite entries by the previous finite value (the first finite one at the start)."""
-    if all_finite(y):
-        return y
-    bad = ~np.isfinite(y)
-    if bad.all():
-        return np.zeros_like(y)
-    idx = np.where(bad, 0, np.arange(y.size))
-    np.maximum.accumulate(idx, out=idx)
-    first = np.flatnonzero(~bad)[0]
-    idx[:first] = first
-    return y[idx]
-
-
-def to_log(y: np.ndarray) -> np.ndarray:
-    """float32 log(y) when every value is positive (multiplicative noise becomes additive), else float32 y.
-
-    float32 is twice as fast; its 1e-7 resolution is far below latency noise.
-    """
-    y32 = y.astype(np.float32)
-    return np.log(y32, out=y32) if y.size and y.min() > 0 else y32
-
-
-def noise_scale(z: np.ndarray, *, relative: bool = False) -> float:
-    """Robust standard deviation of the point-to-point noise of ``z``.
-
-    Trimmed root mean square of the first differences / sqrt(2) (see ``NOISE_KEEP``), from
-    about ``NOISE_SAMPLE`` evenly spread pairs (``relative``: differences of log z, i.e. noise
-    as a fraction of the level). Quantised traces (most differences exactly 0) fall back to
-    the mean absolute deviation of the differences. Returns 0.0 for a constant trace.
-    """
-    if z.size < 3:
-        return 0.0
-    step = max(1, (z.size - 1) // NOISE_SAMPLE)
-    count = (z.size - 1) // step
-    a = z[:-1:step][:count].astype(np.float64)
-    b = z[1::step][:count].astype(np.float64)
-    d = np.log(b / a) if relative else b - a
-    dev = np.abs(d - np.median(d))
-    keep = max(1, int(NOISE_KEEP * dev.size))
-    core = np.partition(dev, keep - 1)[:keep]
-    sigma = math.sqrt(float(core @ core) / keep / _TRIMMED_VARIANCE / 2.0)
-    if sigma <= 0.0:
-        sigma = math.sqrt(math.pi / 2.0) * float(dev.mean()) / math.sqrt(2.0)
-    return sigma
 
 
 def robust_signal(y: np.ndarray, ref_block: int):
@@ -226,144 +157,6 @@ def _far_from_block_median(y: np.ndarray, g: int, lim: float, relative: bool) ->
         tail = y[m * g :]
         far = np.concatenate((far, np.flatnonzero((tail < lo[-1]) | (tail > hi[-1])) + m * g))
     return far
-
-
-# --- weighted moments --------------------------------------------------------------------
-
-# Weighted moments are stacked along axis 0 of an array, in this order: sums of w, w t,
-# w t^2, w z, w z t and w z^2 (t counted from some origin). The weights w and w z^2 may be
-# constants (floats) instead of per-point arrays.
-W, WT, WTT, WZ, WZT, WZZ = range(6)
-
-
-def _part(a, lo: int, hi: int):
-    """Slice of a per-point array; a constant stays a constant."""
-    return a[lo:hi] if isinstance(a, np.ndarray) else a
-
-
-def _shifted(m: np.ndarray, d) -> np.ndarray:
-    """The same moments with t counted from d later (t' = t - d)."""
-    out = m.copy()
-    out[WT] -= d * m[W]
-    out[WTT] -= d * (2.0 * m[WT] - d * m[W])
-    out[WZT] -= d * m[WZ]
-    return out
-
-
-def _local_moments(w, wz: np.ndarray, wzz) -> np.ndarray:
-    """Moments of each row of 2-D arrays (or of a 1-D array), t counted from the row start.
-
-    Matrix products throughout: numpy's sum along a short last axis is several times slower.
-    """
-    t = np.arange(wz.shape[-1], dtype=np.float64)
-    powers = np.stack((np.ones_like(t), t, t * t), axis=-1)
-    a = w @ powers if isinstance(w, np.ndarray) else np.broadcast_to(w * powers.sum(axis=0), wz.shape[:-1] + (3,))
-    b = wz @ powers[:, :2]
-    c = wzz @ powers[:, 0] if isinstance(wzz, np.ndarray) else np.full(wz.shape[:-1], wzz * t.size)
-    return np.stack((a[..., 0], a[..., 1], a[..., 2], b[..., 0], b[..., 1], c))
-
-
-def _running(w, wz: np.ndarray, wzz) -> np.ndarray:
-    """Prefix moments at every position 0..len (shape (6, len + 1)), t counted from the first point."""
-    t = np.arange(wz.size, dtype=np.float64)
-    w = w if isinstance(w, np.ndarray) else np.full(wz.size, w)
-    wzz = wzz if isinstance(wzz, np.ndarray) else np.full(wz.size, wzz)
-    wt = w * t
-    out = np.zeros((6, wz.size + 1))
-    for row, a in zip(range(6), (w, wt, wt * t, wz, wz * t, wzz)):
-        np.cumsum(a, out=out[row, 1:])
-    return out
-
-
-def _chunk_moments(w, wz: np.ndarray, wzz, m: int, chunk: int) -> np.ndarray:
-    """Moments of the first m chunks of ``chunk`` points (t from 0), shape (6, m).
-
-    Sums over each chunk come from one matrix product per weight (t counted from the chunk
-    start, written out row by row so every row is contiguous), then move to the global t.
-    """
-    cut = m * chunk
-    s = np.arange(chunk, dtype=np.float64)
-    powers = np.stack((np.ones(chunk), s, s * s))  # (3, chunk)
-    out = np.empty((6, m))
-    if isinstance(w, np.ndarray):
-        out[[W, WT, WTT]] = powers @ w[:cut].reshape(m, chunk).T
-    else:
-        out[[W, WT, WTT]] = (w * powers.sum(axis=1))[:, None]
-    out[[WZ, WZT]] = powers[:2] @ wz[:cut].reshape(m, chunk).T
-    out[WZZ] = (wzz[:cut].reshape(m, chunk) @ powers[0]) if isinstance(wzz, np.ndarray) else wzz * chunk
-    e = np.arange(0, cut, chunk, dtype=np.float64)
-    out[WTT] += e * (2.0 * out[WT] + e * out[W])
-    out[WT] += e * out[W]
-    out[WZT] += e * out[WZ]
-    return out
-
-
-class _Sums:
-    """Weighted moments of z over any segment.
-
-    Moments are summed per chunk of ``chunk`` points (a remainder is one more, shorter chunk)
-    and, once the grid is known, accumulated to every grid point; any other position adds
-    the chunks since the grid point before it and its partial chunk. (A running sum over all
-    chunks would cost more than everything else here.)
-    """
-
-    def __init__(self, w, wz: np.ndarray, wzz, chunk: int):
-        n = wz.size
-        m = n // chunk
-        self.n, self.chunk = n, chunk
-        self.w, self.wz, self.wzz = w, wz, wzz
-        cut = m * chunk
-        self.moments = _chunk_moments(w, wz, wzz, m, chunk)
-        if cut < n:
-            tail = _shifted(_local_moments(*(_part(a, cut, n) for a in (w, wz, wzz))), -float(cut))
-            self.moments = np.concatenate((self.moments, tail[:, None]), axis=1)
-        #: Sums of w and w z per chunk, for the contrast screen.
-        self.chunk_w, self.chunk_wz = self.moments[W, :m], self.moments[WZ, :m]
-
-    def _column(self, pos):
-        """Index of the chunk that starts at ``pos`` (n: one past the last chunk)."""
-        return np.where(pos >= self.n, self.moments.shape[1], pos // self.chunk)
-
-    def set_grid(self, grid: np.ndarray) -> None:
-        """Accumulate the moments to each point of ``grid`` (ascending chunk starts, 0 first, n last)."""
-        between = np.add.reduceat(self.moments, self._column(grid)[:-1], axis=1)
-        self.grid = grid
-        self._at: dict[int, np.ndarray] = {}
-        self.grid_prefix = np.zeros((6, grid.size))
-        np.cumsum(between, axis=1, out=self.grid_prefix[:, 1:])
-
-    def at(self, pos: int) -> np.ndarray:
-        """Moments over [0, pos), t counted from 0 (cached: boundaries are asked for again and again)."""
-        out = self._at.get(pos)
-        if out is None:
-            out = self._at[pos] = self._prefix(pos)
-        return out
-
-    def _prefix(self, pos: int) -> np.ndarray:
-        k = int(np.searchsorted(self.grid, pos, side="right")) - 1
-        g = int(self.grid[k])
-        if pos == g:
-            return self.grid_prefix[:, k]
-        c0, c1 = int(self._column(g)), pos // self.chunk
-        out = self.grid_prefix[:, k] + self.moments[:, c0:c1].sum(axis=1)
-        e = c1 * self.chunk
-        if pos > e:
-            out += _shifted(self.local(e, pos), -float(e))
-        return out
-
-    def local(self, a: int, b: int) -> np.ndarray:
-        """Moments of [a, b) summed directly, t counted from a."""
-        return _local_moments(_part(self.w, a, b), self.wz[a:b], _part(self.wzz, a, b))
-
-    def running(self, a: int, b: int) -> np.ndarray:
-        """Moments of [a, x) for every x in a..b, t counted from a."""
-        return _running(_part(self.w, a, b), self.wz[a:b], _part(self.wzz, a, b))
-
-    def segment(self, a: int, b: int) -> np.ndarray:
-        """Moments of [a, b) with t counted from a."""
-        if b - a <= DIRECT:
-            return self.local(a, b)
-        return _shifted(self.at(b) - self.at(a), float(a))
 
 
 def _contrast_candidates(sums: _Sums, unit: float) -> np.ndarray:
@@ -598,7 +391,8 @@ def _hinge(sums: _Sums, a: int, c: int, lo: int, hi: int) -> tuple[int, float]:
     return lo + j, float(ss[j])
 
 
-def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, jump_penalty: float) -> np.ndarray:
+def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, jump_penalty: float,
+                accept=None) -> np.ndarray:
     """Where a ramp starts or ends without a jump, place its boundary at the knot of one
     continuous broken line across both segments: a kink is located far better by the
     continuous fit than by two separate ones that may jump. Used when the continuous fit
@@ -616,5 +410,56 @@ def _join_ramps(sums: _Sums, costs: _Costs, bounds: np.ndarray, min_size: int, j
         # Both fits have three parameters (the broken line: a level and two slopes; flat plus
         # line: two levels and a slope), and the separate fits pay one slope penalty.
         if ss + costs.p <= costs.one(left, x - a) + costs.one(right, c - x) + jump_penalty:
-            b[j] = knot
+            if accept is None or accept(a, x, knot, c):
+                b[j] = knot
     return np.array(b, dtype=np.int64)
+
+
+def merge_ramps(y: np.ndarray, bounds: np.ndarray, min_size: int, same, accept) -> np.ndarray:
+    """Turn staircases cut out of a ramp back into one sloped segment, then put the ends of
+    each merged ramp at the knots of a continuous broken line.
+
+    Adjacent segments merge, best gain first, when (1) one straight line over both costs no
+    more than the two fits apart plus one segment's penalty, (2) that line is sloped, and (3)
+    ``same(residuals, split)`` says that once the line is removed the two parts no longer
+    differ (the rank model's own test): the steps were the slope. A step, or a change of
+    spread or shape, keeps its boundary. A boundary next to a sloped segment moves to its knot
+    when ``accept(a, old, knot, c)`` agrees (the rank model must not see a worse split).
+    """
+    n = y.size
+    if len(bounds) < 3:
+        return bounds
+    w, wz, wzz, unit = robust_signal(y, MIN_REFERENCE_BLOCK)
+    log_n = math.log(n)
+    sums = _Sums(w, wz, wzz, 1)
+    sums.set_grid(np.asarray(bounds))
+    costs = _Costs(unit * SLOPE_PENALTY_FACTOR * log_n)
+    pen = unit * PENALTY_FACTOR * log_n
+    z = wz / w if isinstance(w, np.ndarray) else wz  # the clipped signal (relative units or centred)
+    b = [int(x) for x in bounds]
+    rejected: set[tuple[int, int, int]] = set()
+    while len(b) > 2:
+        options = []
+        for j in range(1, len(b) - 1):
+            a, x, c = b[j - 1], b[j], b[j + 1]
+            merged = sums.segment(a, c)
+            if (a, x, c) in rejected or not costs.sloped(merged, c - a):
+                continue
+            gain = costs.one(sums.segment(a, x), x - a) + costs.one(sums.segment(x, c), c - x) + pen
+            gain -= costs.one(merged, c - a)
+            if gain > 0:
+                options.append((gain, j))
+        done = False
+        for _, j in sorted(options, reverse=True):
+            a, x, c = b[j - 1], b[j], b[j + 1]
+            t = np.arange(c - a, dtype=np.float64)
+            seg = z[a:c]
+            slope, icept = np.polyfit(t, seg, 1)
+            if same(seg - (icept + slope * t), x - a):
+                del b[j]
+                done = True
+                break
+            rejected.add((a, x, c))
+        if not done:
+            break
+    return _join_ramps(sums, costs, np.array(b, dtype=np.int64), min_size, unit * log_n, accept=accept)
