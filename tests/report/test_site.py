@@ -275,8 +275,8 @@ def test_a_finding_without_its_own_template_uses_the_generic_one(idle_run, tmp_p
                         mitigations=(F.Mitigation("Do this", "nvidia-smi -lgc 1590", "flat latency", "power", True, "-40 %"),))
     real = F.analyze
 
-    def fake(run, budget_ms=None):
-        return type("A", (), {"findings": [made_up], "tiers": real(run).tiers, "changepoints": {}, "scaling": None})()
+    def fake(run, budget_ms=None, **kw):
+        return type("A", (), {"findings": [made_up], "tiers": real(run, **kw).tiers, "changepoints": {}, "scaling": None})()
 
     monkeypatch.setattr(F, "analyze", fake)
     build_site([idle_run], tmp_path / "site")
@@ -300,6 +300,8 @@ def test_report_into_an_existing_site_replaces_only_its_own_files(idle_run, batc
     stale = out / "runs" / "batch-run" / "stale.txt"
     stale.write_text("from an older report")
     build_site([idle_run, batch_run], out)
+    assert stale.exists()  # batch-run's page was up to date: kept as it was
+    build_site([idle_run, batch_run], out, budget_ms=3.0)  # another budget: every page is rendered again
     assert (out / "notes.txt").read_text() == "mine" and (out / "runs/other/keep.html").read_text() == "mine too"
     assert not stale.exists()  # the run's own folder is replaced whole
     assert not [p for p in out.rglob(".*") if p.name.startswith((".tracegen-", "."))]

@@ -75,11 +75,13 @@ def _with_conveniences(summary: dict, t: Any, baseline: float | None, numbers: n
     return out
 
 
-def collect_facts(run: Any, *, budget_ms: float | None = None) -> Facts:
+def collect_facts(run: Any, *, budget_ms: float | None = None, iters: pl.DataFrame | None = None) -> Facts:
     """Everything the rules read about ``run`` (a ``trace.reader.Run``): per-variant statistics,
     change points and latency tiers of every variant's measured latency (ms), batch scaling and
-    the attribution of the idle-delay variants."""
-    iters = iterations(run.steps, latency_basis(run.manifest))
+    the attribution of the idle-delay variants. ``iters`` is ``stats.iterations`` of the run
+    when the caller already has it (the report)."""
+    if iters is None:
+        iters = iterations(run.steps, latency_basis(run.manifest))
     stats = variant_stats(run.variants, iters)
     done = iters.filter(~pl.col("warmup")) if iters.height else iters
     changepoints: dict[int, list[int]] = {}

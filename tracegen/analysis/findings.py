@@ -20,10 +20,11 @@ __all__ = ["CHARTS", "SEVERITY_ORDER", "Analysis", "Facts", "Finding", "Mitigati
            "finding_ids", "jsonable", "kinds", "sort_findings", "worst_severity"]
 
 
-def analyze(run: Any, *, budget_ms: float | None = None) -> Analysis:
+def analyze(run: Any, *, budget_ms: float | None = None, iters: Any = None) -> Analysis:
     """Analyse one run (``trace.reader.Run``): statistics, change points and tiers of every
-    variant's measured latency, batch scaling, attribution, and the findings of every rule."""
-    facts = collect_facts(run, budget_ms=budget_ms)
+    variant's measured latency, batch scaling, attribution, and the findings of every rule.
+    ``iters``: the run's per-iteration frame when the caller already has it (the report)."""
+    facts = collect_facts(run, budget_ms=budget_ms, iters=iters)
     return Analysis(run_id=facts.run_id, findings=sort_findings(run_rules(facts)), stats=facts.stats,
                     tiers=facts.tier_summaries, changepoints=facts.changepoints, scaling=facts.scaling,
                     attribution=facts.attribution)

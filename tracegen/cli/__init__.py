@@ -29,6 +29,7 @@ COMMANDS = {
     "analyze": "tracegen.cli.analyze:analyze",
     "import": "tracegen.importers.cli:imports",
     "nsys-import": "tracegen.importers.nsys_cmd:nsys_import",
+    "compare": "tracegen.report.commands:compare",
 }
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from tracegen.cli.output import console as make_console, finding_line, markup
+from tracegen.cli.output import console as make_console, finding_line, markup, printable
 from tracegen.params import Number, OutputDir
 
 BUDGET_MS = Number(0, above=True, unit="ms", example="33")
@@ -18,7 +19,7 @@ BUDGET_MS = Number(0, above=True, unit="ms", example="33")
 @click.option("--budget-ms", type=BUDGET_MS, help="latency budget for the recommended batch size")
 def report(runs, out, budget_ms) -> None:
     """Analyse run directories (default: every run under ./runs) and write the HTML site."""
-    from tracegen.report.site import build_site
+    from tracegen.report.site import EXIT_SKIPPED, build_site
     from tracegen.trace.reader import find_runs
 
     run_dirs = find_runs(list(runs) or [Path("runs")])
@@ -30,4 +31,10 @@ def report(runs, out, budget_ms) -> None:
             console.print("  no findings")
         for f in items:
             console.print(finding_line(f))
-    console.print(f"site: {markup(result.index)}  ({len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''})")
+    reused = f", {len(result.reused)} unchanged" if getattr(result, "reused", None) else ""
+    console.print(f"site: {markup(result.index)}  ({len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''}{reused})")
+    skipped = getattr(result, "skipped", None) or []
+    for s in skipped:
+        click.echo(printable(f"tracegen: skipped {s.id}: {s.problem}"), err=True)
+    if skipped:
+        sys.exit(EXIT_SKIPPED)  # the site is written; the skipped runs are listed on its index

@@ -9,9 +9,13 @@ needs nothing else, and the browser test would see any attempt as a policy viola
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import importlib.resources
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +25,14 @@ import tracegen
 from tracegen.optional import require
 from tracegen.units import fmt_ms, fmt_num, fmt_pct, fmt_rate, fmt_si  # the template filters
 
-# Inline scripts and styles only; vega compiles its expressions with Function(), hence eval.
-CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+# No request of any kind; scripts only the page's own inline ones, each allowed by its sha256
+# (filled in by ``render``), so markup injected through run data could not run a script even if
+# it escaped the templates; vega compiles its expressions with Function(), hence eval.
+CSP = ("default-src 'none'; script-src {hashes} 'unsafe-eval'; style-src 'unsafe-inline'; "
        "img-src data:; font-src data:")
+CSP_PLACEHOLDER = "tracegen-csp-placeholder"
+# executable inline scripts; JSON data blocks carry a type and are never run
+_SCRIPT = re.compile(r"<script(?![^>]*\btype=)[^>]*>(.*?)</script>", re.S)
 
 
 def templates_dir() -> Path:
@@ -50,18 +59,50 @@ def environment() -> jinja2.Environment:
 
 
 def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(csp=CSP, version=tracegen.__version__, **context)
+    html = environment().get_template(template).render(csp=CSP_PLACEHOLDER, version=tracegen.__version__, **context)
+    if CSP_PLACEHOLDER not in html:
+        return html  # a fragment, not a page
+    return html.replace(CSP_PLACEHOLDER, csp_for(html), 1)
+
+
+def csp_for(html: str) -> str:
+    """The policy of a page: its inline scripts by hash, nothing else."""
+    digests = sorted({base64.b64encode(hashlib.sha256(m.encode("utf-8")).digest()).decode()
+                      for m in _SCRIPT.findall(html)})
+    return CSP.format(hashes=" ".join(f"'sha256-{d}'" for d in digests) or "'none'")
 
 
 @functools.lru_cache(maxsize=1)
 def vega_javascript() -> str:
-    """The bundled Vega + Vega-Lite + vega-embed JavaScript matching altair's Vega-Lite version."""
+    """The bundled Vega + Vega-Lite + vega-embed JavaScript matching altair's Vega-Lite version.
+
+    vl-convert bundles it on every call (2.9 s on 2 cores, more than the rest of a big run's
+    report), so the bundle is kept in the user's cache directory, keyed by both versions."""
     alt = require("altair")
     vlc = require("vl_convert")
     version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     if version not in vlc.get_vegalite_versions():
         version = None  # the newest bundled; specs are compatible within a major version
-    return vlc.javascript_bundle(vl_version=version)
+    cached = _cache_dir() / f"vega-bundle-{getattr(vlc, '__version__', 'x')}-{version or 'newest'}.js"
+    try:
+        return cached.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
+    bundle = vlc.javascript_bundle(vl_version=version)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+        tmp.write_text(bundle, encoding="utf-8")
+        os.replace(tmp, cached)  # atomic: a parallel report never reads half a file
+    except OSError:
+        pass  # read-only home: bundle every time
+    return bundle
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("TRACEGEN_CACHE_DIR"):
+        return Path(os.environ["TRACEGEN_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tracegen"
 
 
 class ChartSet:
