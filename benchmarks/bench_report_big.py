@@ -9,7 +9,7 @@ spike of 10 iterations at 40 ms every 50,000 iterations. The report runs in a ch
 child, via ``resource.getrusage(RUSAGE_CHILDREN)``, one fresh child per repeat) are printed with
 the size of the page and whether the tiers, spikes and change point made it onto the page.
 
-    python benchmarks/bench_report_big.py [--iterations 500000] [--repeats 3] [--keep DIR]
+    python benchmarks/bench_report_big.py [--iterations 500000] [--repeats 3] [--keep DIR] [--phases]
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=500_000, help="measured iterations per variant (two variants)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="write the run here and keep it (reused when it exists)")
+    ap.add_argument("--phases", action="store_true", help="also time each phase in this process")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
@@ -108,6 +109,46 @@ def main() -> None:
               f"{statistics.median(peaks):.0f} | {checks['page_mb']:.2f} | {checks['tier_levels']} | "
               f"{checks['changepoints']} | {checks['spike_drawn']} |")
         print("per repeat (wall s / peak MiB): " + ", ".join(f"{w:.2f}/{p:.0f}" for w, p in zip(walls, peaks)))
+        if args.phases:
+            phases(run_dir)
+
+
+def phases(run_dir: Path) -> None:
+    """Where the time and memory go, in this process: read, per-iteration frame, analysis (the
+    analysis package), the page (charts and HTML), writing."""
+    import dataclasses
+
+    from tracegen.analysis import stats as S
+    from tracegen.analysis.findings import analyze
+    from tracegen.report.iterations import iterations
+    from tracegen.report.page import RunPage
+    from tracegen.trace.reader import read_run
+
+    rows = []
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        rows.append((name, now - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        t = now
+
+    run = read_run(run_dir)
+    lap("read_run")
+    iters = iterations(run.steps, S.latency_basis(run.manifest))
+    lap("per-iteration frame")
+    light = dataclasses.replace(run, steps=run.steps.clear())
+    analyze(light, iters=iters)
+    lap("analyze (analysis package)")
+    page = RunPage(run, None)  # analyses again: subtract the line above for the page's own work
+    lap("RunPage (frame + analyze again)")
+    with tempfile.TemporaryDirectory() as tmp:
+        page.write(Path(tmp) / "page")
+    lap("charts, HTML and files")
+    print("| phase | s | peak RSS so far MiB |")
+    print("| --- | --- | --- |")
+    for name, s, mib in rows:
+        print(f"| {name} | {s:.2f} | {mib:.0f} |")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 
 from tracegen.backends.base import Backend, Bindings, Device
 from tracegen.backends.tensorrt_loader import EngineLoader
+from tracegen.models.feed import primary_input
 from tracegen.errors import BackendError, ModelError
 from tracegen.optional import require
 
@@ -83,25 +84,35 @@ class TensorRTBackend(Backend):
             name = engine.get_tensor_name(i)
             kind = "inputs" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "outputs"
             io[kind].append(name)
-        if len(io["inputs"]) != 1:
-            raise ModelError(f"{self.model.spec} has {len(io['inputs'])} inputs; tracegen feeds one image tensor",
-                             "export the model with a single NCHW input")
+        if not io["inputs"]:
+            raise ModelError(f"{self.model.spec} has no input tensor", "export the model with its inputs")
         return io
 
     # -- per batch -------------------------------------------------------------------------------
     def prepare(self, batch: int, launch: str = "eager") -> Bindings:
         trt, engine, ctx, dev = self.trt, self.engine, self.context, self.device
         self.release()
-        name = self._io["inputs"][0]
-        lo, _, hi = (tuple(s) for s in engine.get_tensor_profile_shape(name, 0))
-        if not lo[0] <= batch <= hi[0]:
-            raise BackendError(f"batch {batch} is outside the engine's optimization profile ({lo[0]}..{hi[0]})",
-                               f"use --batch-sizes within {lo[0]}..{hi[0]}, or rebuild the engine from ONNX")
-        shape = (batch, *tuple(engine.get_tensor_shape(name))[1:])
-        ctx.set_input_shape(name, shape)
-        host_input = dev.host_buffer(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
-        d_in = dev.alloc(host_input.nbytes)
-        ctx.set_tensor_address(name, int(d_in))
+        plan = self.model.plan
+        planned = {t.name: i for i, t in enumerate(plan.specs)} if plan is not None else {}
+        inputs: dict[str, np.ndarray] = {}
+        d_ins = []
+        for name in self._io["inputs"]:
+            lo, _, hi = (tuple(s) for s in engine.get_tensor_profile_shape(name, 0))
+            follows_batch = plan.batched[planned[name]] if name in planned else True
+            if follows_batch and not lo[0] <= batch <= hi[0]:
+                raise BackendError(f"batch {batch} is outside the engine's optimization profile ({lo[0]}..{hi[0]})",
+                                   f"use --batch-sizes within {lo[0]}..{hi[0]}, or rebuild the engine from ONNX")
+            declared = tuple(engine.get_tensor_shape(name))
+            if name in planned:
+                shape = plan.shape(planned[name], batch)
+            else:
+                shape = (batch, *declared[1:]) if declared and declared[0] < 0 else declared
+            ctx.set_input_shape(name, shape)
+            host = dev.host_buffer(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+            d_in = dev.alloc(host.nbytes)
+            ctx.set_tensor_address(name, int(d_in))
+            inputs[name] = host
+            d_ins.append((host, d_in))
         outputs = []
         for out in self._io["outputs"]:
             oshape = tuple(ctx.get_tensor_shape(out))
@@ -109,7 +120,7 @@ class TensorRTBackend(Backend):
             d_out = dev.alloc(host.nbytes)
             ctx.set_tensor_address(out, int(d_out))
             outputs.append((host, d_out))
-        self._buffers = [d_in, *(d for _, d in outputs)]
+        self._buffers = [*(d for _, d in d_ins), *(d for _, d in outputs)]
         stream = dev.stream_handle
         eager = lambda: ctx.execute_async_v3(stream)  # noqa: E731
         if launch == "graph":
@@ -120,9 +131,13 @@ class TensorRTBackend(Backend):
         else:
             self._enqueue = eager
         host_output, d_first = outputs[0]
+        first = primary_input(plan) if plan is not None and len(plan.specs) == len(d_ins) else 0
+        host_input, d_in = d_ins[first]  # the image input the pipeline's preprocess writes
+        copies_in = [dev.copy_to_device(int(d), h) for h, d in d_ins]
+        copies_out = [dev.copy_to_host(h, (lambda d=d: int(d))) for h, d in outputs]
         return Bindings(batch=batch, host_input=host_input, host_output=host_output,
-                        copy_in=dev.copy_to_device(int(d_in), host_input),
-                        copy_out=dev.copy_to_host(host_output, lambda: int(d_first)),
+                        copy_in=_all(copies_in), copy_out=_all(copies_out),
+                        inputs=inputs, outputs=dict(zip(self._io["outputs"], (h for h, _ in outputs))),
                         device_input=int(d_in), device_output=lambda: int(d_first))
 
     def enqueue(self) -> None:
@@ -152,3 +167,13 @@ class TensorRTBackend(Backend):
             info["versions"] = {"tensorrt": self.trt.__version__}
         info["build"] = self.build_info
         return info
+
+
+def _all(calls):
+    if len(calls) == 1:
+        return calls[0]
+
+    def run():
+        for c in calls:
+            c()
+    return run

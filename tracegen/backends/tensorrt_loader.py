@@ -86,7 +86,10 @@ class EngineLoader:
         builder = trt.Builder(self._logger)
         network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
         parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse(self.model.onnx_bytes):
+        # A model with external data is parsed from its path, where TensorRT finds the .onnx.data.
+        parsed = (parser.parse(self.model.onnx_bytes) if self.model.onnx_bytes is not None
+                  else parser.parse_from_file(self.model.path))
+        if not parsed:
             errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
             raise ModelError(f"TensorRT cannot parse {self.model.spec}: {errors or 'unknown error'}",
                              "check the model with `polygraphy inspect model`, or use --backend torch")
@@ -95,8 +98,13 @@ class EngineLoader:
         if self.precision == "fp16":
             self._fp16(config)
         opt_profile = builder.create_optimization_profile()
-        image = self.model.image_shape
-        opt_profile.set_shape(self.model.input_name, (profile[0], *image), (profile[1], *image), (profile[2], *image))
+        plan = self.model.plan
+        if plan is not None:  # every input, its batch axis over the profile (models.shapes)
+            for i, spec in enumerate(plan.specs):
+                opt_profile.set_shape(spec.name, *(plan.shape(i, b) for b in profile))
+        else:
+            image = self.model.image_shape
+            opt_profile.set_shape(self.model.input_name, (profile[0], *image), (profile[1], *image), (profile[2], *image))
         config.add_optimization_profile(opt_profile)
         data = builder.build_serialized_network(network, config)
         if data is None:

@@ -98,14 +98,16 @@ def _y_range(ys: list[np.ndarray], levels: list[float]) -> tuple[float, float]:
 def latency_trace(iters: pl.DataFrame, variants: pl.DataFrame, variant_ids: list[int], *,
                   tiers: dict[int, dict] | None = None, changepoints: dict[int, list[int]] | None = None,
                   highlight: dict[int, list[tuple[int, int]]] | None = None, max_points: int = MAX_POINTS,
-                  title: str = "", row_height: int = 110) -> alt.FacetChart | None:
+                  title: str = "", row_height: int = 110, cache: dict | None = None) -> alt.FacetChart | None:
     """Latency (ms) of every iteration, one row per variant in the order given, on one shared
     axis: warm-up shaded, tier levels as dashed rules, change points as thin vertical rules.
 
     ``changepoints`` are indices into each variant's measured iterations (as the analysis
     returns them); they are drawn at their iteration number (warm-up counted). ``highlight``
     shades inclusive iteration ranges per variant (a finding's iterations). Long series are
-    downsampled per tier, keeping raw points around change points and tier onset/settle."""
+    downsampled per tier, keeping raw points around change points and tier onset/settle.
+    ``cache`` (a dict kept by the caller) holds each variant's thinned series, so a page that
+    draws one variant in several charts thins it once."""
     meta = {r["variant_id"]: r for r in variants.to_dicts()}
     rows: list[dict[str, Any]] = []
     labels: list[str] = []
@@ -113,22 +115,31 @@ def latency_trace(iters: pl.DataFrame, variants: pl.DataFrame, variant_ids: list
     for vid in variant_ids:
         if vid not in meta:
             continue
-        v = iters.filter(pl.col("variant_id") == vid).sort("iteration")
-        if v.height == 0:
-            continue
         row = meta[vid]
+        tier = (tiers or {}).get(vid) or {}
+        levels = [float(l) for l in tier.get("levels") or []]
+        warm = int(row["warmup"])
+        cps = [int(c) + warm for c in (changepoints or {}).get(vid, [])]
+        marks = cps + [tier[k] for k in ("onset_iteration", "settle_iteration") if tier.get(k) is not None]
+        key = (vid, tuple(marks), tuple(levels), max_points)
+        if cache is None or key not in cache:
+            v = iters.filter(pl.col("variant_id") == vid).sort("iteration")
+            x = v["iteration"].to_numpy()
+            y = v["latency_ns"].to_numpy() / 1e6
+            measured = y[~v["warmup"].to_numpy()] if v["warmup"].sum() < v.height else y
+            entry = (v.height, downsample(x, y, max_points=max_points, keep=list(np.searchsorted(x, marks)), levels=levels),
+                     measured)
+            if cache is not None:
+                cache[key] = entry
+        else:
+            entry = cache[key]
+        height, d, measured = entry
+        if height == 0:
+            continue
         label = variant_label(row)
         if label in labels:
             label = f"{label} (#{vid})"
         labels.append(label)
-        tier = (tiers or {}).get(vid) or {}
-        levels = [float(l) for l in tier.get("levels") or []]
-        x = v["iteration"].to_numpy()
-        y = v["latency_ns"].to_numpy() / 1e6
-        warm = int(row["warmup"])
-        cps = [int(c) + warm for c in (changepoints or {}).get(vid, [])]
-        marks = cps + [tier[k] for k in ("onset_iteration", "settle_iteration") if tier.get(k) is not None]
-        d = downsample(x, y, max_points=max_points, keep=list(np.searchsorted(x, marks)), levels=levels)
         common = {"variant": label, "pacing": row["pacing"]}
         rows += [{"kind": "pt", **common, "iteration": a, "latency_ms": b, "lo": c, "hi": e, "n": k}
                  for a, b, c, e, k in zip(d["x"], d["y"], d["lo"], d["hi"], d["n"])]
@@ -137,7 +148,7 @@ def latency_trace(iters: pl.DataFrame, variants: pl.DataFrame, variant_ids: list
         if warm:
             rows.append({"kind": "warm", **common, "start": 0, "end": warm})
         rows += [{"kind": "mark", **common, "start": a, "end": b + 1} for a, b in (highlight or {}).get(vid, [])]
-        ys.append(y[~v["warmup"].to_numpy()] if v["warmup"].sum() < v.height else y)
+        ys.append(measured)
         all_levels += levels
     if not labels:
         return None

@@ -35,7 +35,10 @@ def _regular(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame | None:
     if k * first.size != n_rows or np.any(np.diff(first) != k) or np.any(np.diff(key[first]) <= 0):
         return None  # iterations of unequal length, interleaved or unsorted
     del key
-    code = steps["step"].cast(pl.String).cast(pl.Enum(list(STEP_ORDER))).to_physical().to_numpy()
+    step = steps["step"]
+    if step.dtype != pl.Enum(list(STEP_ORDER)):  # the reader gives the schema's enum; others are cast
+        step = step.cast(pl.String).cast(pl.Enum(list(STEP_ORDER)))
+    code = step.to_physical().to_numpy()
     blocks = code.reshape(first.size, k)
     pattern = blocks[0]
     if len(set(pattern.tolist())) != k or not (blocks == pattern).all():

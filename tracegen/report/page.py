@@ -64,7 +64,9 @@ class RunPage:
         self.changepoints = dict(getattr(self.analysis, "changepoints", None) or {})
         self.scaling = getattr(self.analysis, "scaling", None)
         self.summary = run_summary(run, self.findings, self.iters, self.stats)
-        self.neighbours_html = ""
+        # what the latency charts read, narrow (the wide frame has a column per step and clock)
+        self.lat = self.iters.select("variant_id", "iteration", "warmup", "latency_ns")
+        self.thinned: dict = {}  # each variant's thinned series, shared by the charts that draw it
         self.charts = ChartSet()
 
     # -- sections --
@@ -72,7 +74,7 @@ class RunPage:
         ids = list(f.variants)
         if f.chart == "latency_trace" and ids:
             marked = {ids[0]: [tuple(r) for r in f.iterations]} if f.iterations else None
-            chart = charts.latency_trace(self.iters, self.run.variants, ids, tiers=self.tiers,
+            chart = charts.latency_trace(self.lat, self.run.variants, ids, tiers=self.tiers, cache=self.thinned,
                                          changepoints=self.changepoints, highlight=marked)
         elif f.chart == "batch_scaling":
             chart = self._batch_chart()
@@ -131,7 +133,7 @@ class RunPage:
             at_gap = idle.filter(pl.col("idle_ms") == gap)
             shown = at_gap if gap == 0 else pl.concat([baseline, at_gap.filter(pl.col("pacing") != "none")])
             title = "Continuous (no gap)" if gap == 0 else f"{gap:g} ms gap before each inference"
-            chart = charts.latency_trace(self.iters, self.run.variants, charts.idle_order(shown),
+            chart = charts.latency_trace(self.lat, self.run.variants, charts.idle_order(shown), cache=self.thinned,
                                          tiers=self.tiers, changepoints=self.changepoints)
             groups.append({"title": title, "chart": self.charts.add(chart, "idle")})
         names = dict(zip(self.run.variants["variant_id"].to_list(), self.run.variants["name"].to_list()))
