@@ -31,3 +31,16 @@ def small_run_copy(small_run, tmp_path):
     dest = tmp_path / "runs" / small_run.name
     shutil.copytree(small_run, dest)
     return dest
+
+
+# Property tests: a fixed set of examples on CI (reproducible failures), fresh ones elsewhere.
+try:
+    import os as _os
+
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("ci", derandomize=True, print_blob=True)
+    if _os.environ.get("CI"):
+        _hsettings.load_profile("ci")
+except ImportError:  # hypothesis is in the dev extra
+    pass

@@ -233,3 +233,20 @@ def test_analyze_internal_error_is_exit_2_not_1(small_run_copy, monkeypatch, cap
         main(["analyze", str(small_run_copy), "--fail-on", "info"])
     assert exit_.value.code == 2
     assert "internal error: RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_the_readme_reliability_table_names_real_tests():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Reliability"):text.index("## On a GPU")]
+    current, named = None, 0
+    for ref in re.findall(r"`(tests/[^`]+|::[^`]+)`", table):
+        if ref.startswith("tests/"):
+            current, _, name = ref.partition("::")
+        else:
+            name = ref[2:]
+        source = (ROOT / current).read_text()
+        assert not name or f"def {name}" in source, f"{current}::{name}"
+        named += bool(name)
+    assert named >= 25

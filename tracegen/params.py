@@ -190,6 +190,20 @@ class CommaList(_Typed):
         return tuple(dict.fromkeys(out))
 
 
+class Switch(_Typed):
+    """On or off: a flag on the command line, ``true``/``false`` in a config file."""
+
+    name = "boolean"
+    WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in self.WORDS:
+            return self.WORDS[value.strip().lower()]
+        self.fail_with(f"takes true or false, got {value!r}", param, ctx, fix=f"write {option_name(param).lstrip('-')} = true")
+
+
 class PlainName(_Typed):
     """A directory name with no path in it (a run id)."""
 
@@ -220,6 +234,8 @@ class OutputDir(_Typed):
         return "DIR"
 
     def convert(self, value, param, ctx):
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            self.fail_with(f"takes a directory, got {value!r}", param, ctx)
         path = Path(os.fspath(value)).expanduser()
         problem = writable_dir_problem(path)
         if problem:

@@ -37,7 +37,12 @@ step pipeline-device 150 "$LOG" python3 -m tracegen run --model builtin:small --
   --scenario idle --idle-ms 0,20 --pacing sleep,spin,keepalive --launch graph --pipeline infer,full \
   --preprocess device --postprocess device --iterations 300 --warmup 20 -o "$work" --run-id h200-pipeline-device
 # 2. The default GPU run, timed (its wall time is the README's number).
-step default-gpu-run 330 "$LOG" python3 -m tracegen run -o "$work" --run-id h200-default
+if grep -q '"status": "complete"' "$work/h200-pipeline-device/manifest.json" 2>/dev/null; then
+  step default-gpu-run 330 "$LOG" python3 -m tracegen run -o "$work" --run-id h200-default
+else  # device pre/postprocessing failed above (see log.txt): still time the default grid, on the host path
+  step default-gpu-run-host 330 "$LOG" python3 -m tracegen run --preprocess host --postprocess host -o "$work" \
+    --run-id h200-default
+fi
 # 3. Real GPU traces with known change points (for the change-point tests and benchmarks):
 #    back to back, 20 ms gaps, back to back; the manifest's `arrivals` holds the true positions.
 step schedule 70 "$LOG" python3 -m tracegen run --model builtin:small --backend torch --precision fp16 \

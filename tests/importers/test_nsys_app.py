@@ -101,3 +101,12 @@ def test_cli_imports_into_a_run_and_reports_bad_input_in_one_line(tmp_path, caps
         main(["nsys-import", str(run.path), str(tmp_path / "missing.nsys-rep")])
     err = capsys.readouterr().err
     assert done.value.code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_imported_application_run_says_where_it_came_from(tmp_path):
+    from tracegen.importers.common import origin_kind
+
+    rep = _app_report(tmp_path / "app.sqlite", frames=4)
+    run = read_run(report_to_run(rep, tmp_path / "runs", domain="(default)", iteration_range="frame").run_dir)
+    assert origin_kind(run.manifest) == "nsys"
+    assert run.manifest["origin"]["files"][0]["role"] == "report" and run.manifest["origin"]["iteration_range"] == "frame"

@@ -194,3 +194,14 @@ def test_run_without_report_says_how_to_get_one(tmp_path):
     run = _run(tmp_path, [baseline(iterations=4, warmup=1)])
     with pytest.raises(TraceError, match="has no Nsight Systems report.*tracegen run --nsys"):
         import_into_run(run.path)
+
+
+def test_tracegen_domain_without_its_name_row_is_still_found(tmp_path):
+    """A focused capture can begin after the domain was named: its eventType 75 row is missing."""
+    import sqlite3
+
+    run = _run(tmp_path, [baseline(iterations=4, warmup=1)])
+    bad = _broken_export(tmp_path, run)
+    with sqlite3.connect(bad) as c:
+        c.execute("DELETE FROM NVTX_EVENTS WHERE eventType = 75 AND text = 'tracegen'")
+    assert import_into_run(run.path, bad).iterations == 5

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import unicodedata
+from pathlib import Path
 
 
 def console(stderr: bool = False):
@@ -39,3 +41,13 @@ SEVERITY_COLOURS = {"critical": "red", "warning": "yellow"}
 def finding_line(f) -> str:
     colour = SEVERITY_COLOURS.get(f.severity, "cyan")
     return f"  [{colour}]{f.severity:8}[/] {markup(f.title)}"
+
+
+def command_line() -> list[str]:
+    """``sys.argv`` as the user typed it, for the manifest's ``command``."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        argv[0] = "python -m tracegen"
+    elif argv:
+        argv[0] = Path(argv[0]).name
+    return argv

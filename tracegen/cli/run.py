@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tracegen.cli.output import console as make_console, markup
+from tracegen.cli.output import command_line, console as make_console, markup
 from tracegen.params import CONFIG_FILE_META
 from tracegen.run.config import RunConfig, load_toml, specs
 from tracegen.run.options import click_params
@@ -80,10 +80,16 @@ run = click.Command("run", callback=_run, params=[*click_params(specs()), *COMMA
                     help=_run.__doc__, short_help="Benchmark a model and record every step.")
 
 
-def command_line() -> list[str]:
-    argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0] = "python -m tracegen"
-    elif argv:
-        argv[0] = Path(argv[0]).name
-    return argv
+def parse_args(argv: list[str]) -> RunConfig:
+    """The ``RunConfig`` that ``tracegen run ARGV`` would run, without running it; every problem
+    is a ``ConfigError`` (the one line the CLI prints)."""
+    from tracegen.errors import ConfigError
+
+    try:
+        ctx = run.make_context("run", list(argv))
+    except click.exceptions.Exit:
+        raise ConfigError("--help or --version given", "leave them out") from None
+    except click.UsageError as exc:
+        raise ConfigError(exc.format_message().rstrip(".")) from None
+    values = {k: v for k, v in ctx.params.items() if k not in ("config_file", "resume", "quiet") and v is not None}
+    return RunConfig(**values)

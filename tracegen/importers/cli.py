@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -24,12 +23,9 @@ def _say_result(result, what: str) -> None:
 
 
 def _command_line() -> list[str]:
-    argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0] = "python -m tracegen"
-    elif argv:
-        argv[0] = Path(argv[0]).name
-    return argv
+    from tracegen.cli.output import command_line
+
+    return command_line()
 
 
 @click.group("import")

@@ -71,6 +71,15 @@ def find_domain(ex: X.Export, name: str) -> int:
     for i, n in doms.items():
         if n == name:
             return i
+    if name == TRACEGEN_DOMAIN:
+        # A capture range that began after the domain was created may leave out its name row: take
+        # the one unnamed domain whose ranges include tracegen's iteration ranges.
+        rows = ex.conn.execute(
+            f"SELECT DISTINCT COALESCE(e.domainId, 0) FROM {X.NVTX} e {X._strings_join(ex)} WHERE e.eventType IN "
+            f"({X.NVTX_PUSHPOP}, {X.NVTX_STARTEND}) AND {X._text(ex)} = ?", (ITERATION_RANGE,)).fetchall()
+        unnamed = [int(r[0]) for r in rows if int(r[0]) not in doms]
+        if len(unnamed) == 1:
+            return unnamed[0]
     seen = ", ".join(sorted(n for i, n in doms.items() if i != 0 or X.range_counts(ex, 0, 1)))
     raise TraceError(f"{ex.path} has no NVTX ranges in the domain {name!r} (domains present: {seen or 'none'})",
                      "pass --domain with one of those names" if seen else

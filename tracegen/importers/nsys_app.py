@@ -19,7 +19,6 @@ from pathlib import Path
 
 import polars as pl
 
-import tracegen
 from tracegen.errors import ConfigError, TraceError
 from tracegen.importers import nsys_export as X
 from tracegen.importers.nsys import ImportResult, join_export, resolve_export
@@ -122,16 +121,18 @@ def report_to_run(report: Path, out: Path, *, domain: str, iteration_range: str,
                       "completed": n, "status": "complete"})
     run_id = run_id or f"nsys-{Path(report).stem}"
     run_dir = create_run_dir(Path(out) / run_id)
-    manifest = {
-        "schema_version": S.SCHEMA_VERSION, "tracegen_version": tracegen.__version__, "run_id": run_id,
-        "command": ["tracegen", *sys.argv[1:]] if sys.argv and "nsys-import" in sys.argv else ["tracegen", "nsys-import"],
-        "source": {"kind": "nsys", "report": str(Path(report).resolve()), "domain": domain,
-                   "iteration_range": iteration_range, "step_map": {n: m for n, m in mapped.items()}},
-        "clock": "ns since the first iteration range's start, on Nsight Systems' clock",
-        "pipeline": {"steps": present, "not_applicable": {}},
-        "notes": "batch size and pacing are not in an nsys report: batch 1 and sleep (when iterations are apart) "
-                 "are assumed",
-    }
+    from tracegen.importers.common import base_manifest, file_entry
+
+    command = ["tracegen", *sys.argv[1:]] if sys.argv and "nsys-import" in sys.argv else ["tracegen", "nsys-import"]
+    manifest = base_manifest(
+        "nsys", run_id, command,
+        origin={"files": [file_entry(Path(report), "report")], "domain": domain, "iteration_range": iteration_range,
+                "step_map": dict(mapped),
+                "notes": ["batch size and pacing are not in an nsys report: batch 1, and sleep pacing when "
+                          "iterations are apart, are assumed"]},
+        clock="ns since the first iteration range's start, on Nsight Systems' clock",
+        pipeline={"steps": present, "not_applicable": {}},
+    )
     writer = RunWriter(run_dir, manifest)
     writer.write_variants(pl.DataFrame(vrows, schema=S.VARIANTS_SCHEMA, strict=False))
     writer.append_steps(steps)

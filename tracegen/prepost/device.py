@@ -210,6 +210,22 @@ class DevicePrepost:
                 get_idx()
                 get_prob()
             self.download = download
+        self._try_once(device)
+
+    def _try_once(self, device) -> None:
+        """Launch each kernel once before the timed loop (the input it writes is rewritten every
+        iteration), so a GPU or CuPy that cannot run them fails here as one line."""
+        try:
+            self.upload()
+            for launch in (self.preprocess, self.postprocess):
+                if launch is not None:
+                    launch()
+            device.synchronize()
+        except Exception as exc:  # noqa: BLE001 - CuPy and the driver raise several types
+            self.close()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"device pre/postprocessing cannot run here ({type(exc).__name__}: {first})",
+                               "use --preprocess host --postprocess host") from None
 
     def stage(self, frames) -> None:
         """Host part of device preprocessing: copy the raw frames into page-locked memory."""

@@ -77,7 +77,10 @@ def click_params(specs: list[OptionSpec]) -> list[click.Option]:
         decls = [s.flag, *([s.short] if s.short else []), s.name]
         help_text = f"{s.help.replace('`', '')}  [default: {s.default_label()}]"
         if s.is_flag:
-            params.append(click.Option(decls, is_flag=True, default=None, help=help_text))
+            from tracegen.params import Switch
+
+            params.append(click.Option(decls, is_flag=True, flag_value=True, type=Switch(), default=None,
+                                       help=help_text))
         else:
             params.append(click.Option(decls, type=s.type, default=None, help=help_text))
     return params

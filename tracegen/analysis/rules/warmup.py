@@ -49,6 +49,8 @@ def warmup_excess(f: Facts, vid: int) -> dict[str, Any] | None:
         return None
     numbers = m["iteration"].to_numpy()
     rest = float(np.median(y[count:]))
+    if rest <= 0:  # no measurable steady time (e.g. an import with zero durations): no ratio to give
+        return None
     return {"variant_id": vid, "slow_iterations": count, "first_ms": float(np.median(y[:count])), "steady_ms": rest,
             "ratio": float(np.median(y[:count])) / rest if rest else None,
             "excess_ms": float(np.sum(y[:count] - rest)), "warmup": int(row(f, vid)["warmup"] or 0),
