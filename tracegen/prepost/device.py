@@ -158,7 +158,13 @@ class DevicePrepost:
 
         cupy = require("cupy")
         kernels = _kernels(cupy)
-        batch, channels, height, width = (int(d) for d in input_shape)
+        batch = int(input_shape[0])
+        if device_input is not None and len(input_shape) != 4:
+            raise BackendError(f"device preprocessing resizes frames into an NCHW image input; this input has shape "
+                               f"{tuple(input_shape)}", "use --preprocess host for this model")
+        # Only a device preprocess reads the image geometry: a model without an image input
+        # (token ids, masks) can still have its output post-processed on the device.
+        channels, height, width = (int(d) for d in input_shape[1:]) if device_input is not None else (0, 0, 0)
         if channels > MAX_CHANNELS:
             raise BackendError(f"device preprocessing writes up to {MAX_CHANNELS} channels, the model takes {channels}",
                                "use --preprocess host")
