@@ -186,7 +186,17 @@ def nsys_hint(f: Facts, vid: int, rs: tuple[tuple[int, int], ...], steps: tuple[
             f"iteration index as payload), and the step ranges with category {cats} and {rows}")
     if compare:
         text += f"; compare with {compare}"
-    return text + "."
+    text += "."
+    if has_gpu_times(f.iters):  # the exact commands; a CPU run has no CUDA rows to open
+        rep = (f.manifest.get("nsys") or {}).get("report")
+        if rep:
+            text += (f" Commands: `nsys-ui RUN_DIR/{rep}`; `nsys stats -r nvtx_pushpop_trace,cuda_gpu_trace "
+                     f"RUN_DIR/{rep}`; `tracegen nsys-import RUN_DIR` for per-step kernel tables.")
+        else:
+            text += (" Commands: re-run with `tracegen run --nsys` (same options; add `--nsys-variants` / "
+                     "`--nsys-iterations` to capture only these), then `nsys-ui RUN_DIR/profile.nsys-rep` and "
+                     "`tracegen nsys-import RUN_DIR` for per-step kernel tables.")
+    return text
 
 
 def max_sm_clock(f: Facts) -> tuple[float | None, str]:
