@@ -15,11 +15,12 @@ from typing import Any
 from tracegen.errors import ConfigError
 
 
-class _TorchPair:
-    def __init__(self, torch, stream):
-        self._stream = stream
-        self.a = torch.cuda.Event(enable_timing=True)
-        self.b = torch.cuda.Event(enable_timing=True)
+class _EventPair:
+    """Two timing events on one stream; the libraries differ only in how they are made,
+    polled and differenced."""
+
+    def __init__(self, a, b, stream):
+        self.a, self.b, self._stream = a, b, stream
 
     def start(self) -> None:
         self.a.record(self._stream)
@@ -32,48 +33,31 @@ class _TorchPair:
 
     def wait(self) -> None:
         self.b.synchronize()
+
+
+class _TorchPair(_EventPair):
+    def __init__(self, torch, stream):
+        super().__init__(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True), stream)
 
     def elapsed_ns(self) -> int:
         return round(self.a.elapsed_time(self.b) * 1e6)
 
 
-class _CupyPair:
+class _CupyPair(_EventPair):
     def __init__(self, cupy, stream):
-        self._cupy, self._stream = cupy, stream
-        self.a, self.b = cupy.cuda.Event(), cupy.cuda.Event()
-
-    def start(self) -> None:
-        self.a.record(self._stream)
-
-    def stop(self) -> None:
-        self.b.record(self._stream)
+        super().__init__(cupy.cuda.Event(), cupy.cuda.Event(), stream)
+        self._cupy = cupy
 
     def done(self) -> bool:
         return self.b.done
-
-    def wait(self) -> None:
-        self.b.synchronize()
 
     def elapsed_ns(self) -> int:
         return round(self._cupy.cuda.get_elapsed_time(self.a, self.b) * 1e6)
 
 
-class _PycudaPair:
+class _PycudaPair(_EventPair):
     def __init__(self, cuda, stream):
-        self._stream = stream
-        self.a, self.b = cuda.Event(), cuda.Event()
-
-    def start(self) -> None:
-        self.a.record(self._stream)
-
-    def stop(self) -> None:
-        self.b.record(self._stream)
-
-    def done(self) -> bool:
-        return self.b.query()
-
-    def wait(self) -> None:
-        self.b.synchronize()
+        super().__init__(cuda.Event(), cuda.Event(), stream)
 
     def elapsed_ns(self) -> int:
         return round(self.b.time_since(self.a) * 1e6)
