@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tracegen.backends.base import Backend, Bindings, Device
+from tracegen.backends.base import Backend, Bindings, Device, call_all
 from tracegen.backends.tensorrt_loader import EngineLoader
 from tracegen.models.feed import primary_input
 from tracegen.errors import BackendError, ModelError
@@ -136,7 +136,7 @@ class TensorRTBackend(Backend):
         copies_in = [dev.copy_to_device(int(d), h) for h, d in d_ins]
         copies_out = [dev.copy_to_host(h, (lambda d=d: int(d))) for h, d in outputs]
         return Bindings(batch=batch, host_input=host_input, host_output=host_output,
-                        copy_in=_all(copies_in), copy_out=_all(copies_out),
+                        copy_in=call_all(copies_in), copy_out=call_all(copies_out),
                         inputs=inputs, outputs=dict(zip(self._io["outputs"], (h for h, _ in outputs))),
                         device_input=int(d_in), device_output=lambda: int(d_first))
 
@@ -167,13 +167,3 @@ class TensorRTBackend(Backend):
             info["versions"] = {"tensorrt": self.trt.__version__}
         info["build"] = self.build_info
         return info
-
-
-def _all(calls):
-    if len(calls) == 1:
-        return calls[0]
-
-    def run():
-        for c in calls:
-            c()
-    return run

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tracegen.backends.base import Backend, Bindings, Device
+from tracegen.backends.base import Backend, Bindings, Device, call_all
 from tracegen.errors import BackendError, ModelError
 from tracegen.models.feed import primary_input
 from tracegen.models.shapes import plan_for
@@ -125,7 +125,7 @@ class TorchBackend(Backend):
         copies_out = [dev.copy_to_host(outputs[n], (lambda k=k: self._outs[k].data_ptr())) for k, n in enumerate(out_names)]
         image = primary_input(plan)  # the input the pipeline's preprocess writes (host or device)
         return Bindings(batch=batch, host_input=inputs[names[image]], host_output=outputs[out_names[0]],
-                        copy_in=_all(copies_in), copy_out=_all(copies_out), inputs=inputs, outputs=outputs,
+                        copy_in=call_all(copies_in), copy_out=call_all(copies_out), inputs=inputs, outputs=outputs,
                         device_input=d_in[image].data_ptr(), device_output=lambda: self._outs[0].data_ptr())
 
     def _capture(self, forward) -> None:
@@ -189,13 +189,3 @@ class TorchBackend(Backend):
         if self.conversion:
             info["conversion"] = self.conversion
         return info
-
-
-def _all(calls):
-    if len(calls) == 1:
-        return calls[0]
-
-    def run():
-        for c in calls:
-            c()
-    return run
