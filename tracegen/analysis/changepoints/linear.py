@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from tracegen.analysis.changepoints.moments import W, WT, WTT, WZ, WZT, WZZ, _Sums, _shifted
+from tracegen.analysis.changepoints.rank import optimal_partition
 from tracegen.analysis.changepoints.signal import NOISE_SAMPLE, fill_missing, as_array, noise_scale
 
 #: Shortest reported segment, in iterations.
@@ -242,22 +243,11 @@ def _optimal_partition(sums: _Sums, costs: _Costs, grid: np.ndarray, min_size: i
     optimal-partitioning recursion F[t] = min_s F[s] + C[s, t] + pen. Returns the chosen
     boundary positions including 0 and n.
     """
-    m = grid.size - 1
     pre = sums.grid_prefix
     length = grid[:, None] - grid[None, :]  # C[t, s]: segment grid[s]..grid[t]
     C = costs(pre[:, :, None] - pre[:, None, :], length)
     C[length < min_size] = np.inf
-    F = np.empty(m + 1)
-    F[0] = -pen
-    prev = np.zeros(m + 1, dtype=np.intp)
-    for t in range(1, m + 1):
-        row = F[:t] + C[t, :t]
-        j = int(np.argmin(row))
-        F[t], prev[t] = row[j] + pen, j
-    out = [m]
-    while out[-1] > 0:
-        out.append(int(prev[out[-1]]))
-    return grid[np.array(out[::-1])]
+    return optimal_partition(C, grid, pen)
 
 
 def _segment_cost(sums: _Sums, costs: _Costs, a: int, b: int) -> float:

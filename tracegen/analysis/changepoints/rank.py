@@ -125,7 +125,7 @@ class RankSegmenter:
 
     def segment(self, pen: float) -> np.ndarray:
         """Boundaries (0 and n included)."""
-        bounds = _optimal_partition(self.C, self.grid, pen)
+        bounds = optimal_partition(self.C, self.grid, pen)
         if self.step > 1:
             bounds = _refine(self.cost, bounds, self.grid, self.min_size)
         return _merge_similar(self.cost, self.y, bounds)
@@ -158,7 +158,11 @@ def proposals(scores: np.ndarray, min_size: int) -> np.ndarray:
     return np.unique(found[:, 0].astype(np.int64))
 
 
-def _optimal_partition(C: np.ndarray, grid: np.ndarray, pen: float) -> np.ndarray:
+def optimal_partition(C: np.ndarray, grid: np.ndarray, pen: float) -> np.ndarray:
+    """Optimal partitioning over a matrix of segment costs (``C[t, s]`` = cost of the segment
+    grid[s]..grid[t], inf where not allowed): F[t] = min_s F[s] + C[t, s] + pen. Returns the
+    boundaries including 0 and n; one segment when no partition is finite. Shared by the rank
+    and the linear models."""
     m = grid.size - 1
     F = np.empty(m + 1)
     F[0] = -pen
