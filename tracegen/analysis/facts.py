@@ -157,19 +157,14 @@ def iteration_numbers(f: Facts, vid: int) -> np.ndarray:
 
 def ranges(numbers: np.ndarray, mask: np.ndarray, *, max_gap: int = 5, keep: int = 5) -> tuple[tuple[int, int], ...]:
     """Inclusive (first, last) iteration numbers of the runs where ``mask`` holds, runs closer
-    than ``max_gap`` merged; the ``keep`` longest, in order."""
+    than ``max_gap`` merged; the ``keep`` longest (the earlier of equally long ones), in order."""
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return ()
-    runs: list[list[int]] = [[int(idx[0]), int(idx[0])]]
-    for i in idx[1:]:
-        if i - runs[-1][1] <= max_gap:
-            runs[-1][1] = int(i)
-        else:
-            runs.append([int(i), int(i)])
-    runs.sort(key=lambda r: r[0] - r[1])
-    runs = sorted(runs[:keep])
-    return tuple((int(numbers[a]), int(numbers[b])) for a, b in runs)
+    breaks = np.flatnonzero(np.diff(idx) > max_gap)
+    first, last = idx[np.r_[0, breaks + 1]], idx[np.r_[breaks, idx.size - 1]]
+    longest = np.sort(np.argsort(first - last, kind="stable")[:keep])
+    return tuple((int(numbers[a]), int(numbers[b])) for a, b in zip(first[longest], last[longest]))
 
 
 def fmt_ranges(rs: tuple[tuple[int, int], ...]) -> str:

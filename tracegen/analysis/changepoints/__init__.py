@@ -20,6 +20,7 @@ import numpy as np
 
 from tracegen.analysis.changepoints.linear import merge_ramps
 from tracegen.analysis.changepoints.rank import MAX_GRID, PENALTY_FACTOR, RankSegmenter, no_change_at, proposals
+from tracegen.analysis.changepoints.scores import average_ranks, normal_quantile
 from tracegen.analysis.changepoints.signal import all_finite, as_array, fill_missing, noise_scale, to_log
 
 #: Shortest reported segment, in iterations.
@@ -77,11 +78,9 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
 
 
 def normal_scores(y: np.ndarray) -> np.ndarray:
-    """Normal quantiles of the ranks of y (ties share their mean rank)."""
-    from scipy.special import ndtri
-    from scipy.stats import rankdata
-
-    return ndtri((rankdata(y) - 0.5) / y.size)
+    """Normal quantiles of the ranks of y (ties share their mean rank), in numpy (scores.py:
+    the same values as scipy's ndtri of rankdata, without importing scipy)."""
+    return normal_quantile((average_ranks(y) - 0.5) / y.size)
 
 
 def dependence_factor(scores: np.ndarray, bounds: np.ndarray) -> float:
