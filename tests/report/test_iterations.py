@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -34,3 +35,72 @@ def test_other_layouts_fall_back_to_the_general_frame(idle_run, batch_run):
     assert _regular(gapped) is None
     assert_frame_equal(iterations(gapped), S.iterations(gapped))
     assert iterations(steps.clear()).height == 0
+
+
+def _streamed(run_dir: Path, rows: int):
+    from tracegen.report import iterations as I
+    from tracegen.trace import reader
+
+    streamed = reader.read_run_streamed(run_dir, rows=rows)
+    assert streamed is not None
+    run, batches = streamed
+    return run, I._from_batches(batches, S.latency_basis(run.manifest))
+
+
+@pytest.mark.parametrize("rows", [1, 5, 7, 13, 700])
+def test_batches_give_the_same_frame_wherever_they_end(batch_run, rows):
+    # batches that end inside an iteration (7 steps), on its end, or hold many
+    from tracegen.report import iterations as I
+
+    steps = read_run(batch_run).steps.head(7 * 130)
+    batches = (steps.slice(o, rows) for o in range(0, steps.height, rows))
+    assert_frame_equal(I._from_batches(batches, "host"), iterations(steps))
+
+
+@pytest.mark.parametrize("rows", [23, 1000, 1 << 20])
+def test_streamed_steps_give_the_same_frame(idle_run, batch_run, rows):
+    for run_dir in (idle_run, batch_run, *(EXAMPLES[:2] if rows >= 1000 else ())):  # ~5 ms a batch
+        whole = read_run(run_dir)
+        run, frame = _streamed(run_dir, rows)
+        assert frame is not None
+        assert_frame_equal(frame, iterations(whole.steps, S.latency_basis(whole.manifest)))
+        assert run.steps.height == 0
+        assert_frame_equal(run.variants, whole.variants)
+        assert_frame_equal(run.telemetry, whole.telemetry)
+        assert run.manifest == whole.manifest
+
+
+def test_read_iterations_streams_and_falls_back(idle_run, tmp_path, monkeypatch):
+    import shutil
+
+    from tracegen.errors import TraceError
+    from tracegen.report import iterations as I
+    from tracegen.trace import reader
+
+    run, frame = I.read_iterations(idle_run)
+    whole = read_run(idle_run)
+    assert run.steps.height == 0
+    assert_frame_equal(frame, iterations(whole.steps))
+    # a layout the reshape does not take (shuffled rows) streams, then falls back to the whole table
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(idle_run, shuffled)
+    whole.steps.sample(fraction=1.0, shuffle=True, seed=3).write_parquet(shuffled / "steps.parquet")
+    assert _streamed(shuffled, 100)[1] is None
+    assert_frame_equal(I.read_iterations(shuffled)[1], S.iterations(read_run(shuffled).steps))
+    # a running manifest (status settled from the steps) is read whole
+    running = tmp_path / "running"
+    shutil.copytree(idle_run, running)
+    m = json.loads((running / "manifest.json").read_text())
+    (running / "manifest.json").write_text(json.dumps({**m, "status": "running"}))
+    assert reader.read_run_streamed(running) is None
+    assert I.read_iterations(running)[0].status == read_run(running).status
+    # a damaged batch: the whole read words the error, with its counts
+    bad = tmp_path / "bad"
+    shutil.copytree(idle_run, bad)
+    whole.steps.with_columns(pl.when(pl.col("iteration") == 7).then(-1).otherwise(pl.col("host_ns")).alias("host_ns")) \
+        .write_parquet(bad / "steps.parquet")
+    with pytest.raises(TraceError) as streamed_error:
+        I.read_iterations(bad)
+    with pytest.raises(TraceError) as whole_error:
+        read_run(bad)
+    assert str(streamed_error.value) == str(whole_error.value)

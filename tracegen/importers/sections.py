@@ -51,11 +51,14 @@ def origin_section(manifest: dict[str, Any], steps: list[str]) -> dict[str, Any]
     }
 
 
-def page_sections(run: Any, limit: int = 15) -> dict[str, Any]:
-    """``origin`` (always) and ``layers`` (None without a layer table) for ``run.html``."""
-    present = [s for s in run.steps["step"].cast(str).unique(maintain_order=True).to_list()] if run.steps.height else []
+def page_sections(run: Any, limit: int = 15, *, present: list[str] | None = None) -> dict[str, Any]:
+    """``origin`` (always) and ``layers`` (None without a layer table) for ``run.html``.
+    ``present``: the steps that occur in the run, when the caller knows them (the report has
+    its per-iteration frame and no steps table); else they are read from ``run.steps``."""
     from tracegen.trace.schema import STEP_ORDER
 
+    if present is None:
+        present = run.steps["step"].unique().cast(str).to_list() if run.steps.height else []
     steps = [s for s in STEP_ORDER if s in set(present)]
     table = read_layers(run.path, run.manifest)
     names = dict(zip(run.variants["variant_id"].to_list(), run.variants["name"].to_list()))

@@ -10,10 +10,14 @@ back to the general function, so the result is the same frame either way (a test
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
 from tracegen.analysis import stats as S
+from tracegen.trace.reader import Run, StepsNeedWholeRead, read_run, read_run_streamed
 from tracegen.trace.schema import LATENCY_STEPS, STEP_ORDER
 
 
@@ -23,18 +27,79 @@ def iterations(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame:
     return fast if fast is not None else S.iterations(steps, basis)
 
 
-def _regular(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame | None:
-    n_rows = steps.height
-    if n_rows == 0 or steps["variant_id"].null_count() or steps["iteration"].null_count() or steps["step"].null_count():
+def read_iterations(run_dir: Path) -> tuple[Run, pl.DataFrame]:
+    """The run (its ``steps`` frame empty) and its per-iteration frame. The steps table is
+    streamed in batches (``reader.read_run_streamed``: never whole in memory; 7 x 10^6 rows are
+    about 270 MB) when the reader allows it and the layout is regular; otherwise it is read
+    whole (``read_run``, which also words any error) and dropped once the frame is built."""
+    streamed = read_run_streamed(run_dir)
+    if streamed is not None:
+        run, batches = streamed
+        try:
+            frame = _from_batches(batches, S.latency_basis(run.manifest))
+        except StepsNeedWholeRead:
+            frame = None
+        if frame is not None:
+            return run, frame
+    run = read_run(run_dir)
+    frame = iterations(run.steps, S.latency_basis(run.manifest))
+    return dataclasses.replace(run, steps=run.steps.clear()), frame
+
+
+def _from_batches(batches, basis: str) -> pl.DataFrame | None:
+    """``_regular`` of the concatenated batches, one batch at a time (an iteration's rows may
+    span two batches: the last iteration of each waits for the next). None when some part is
+    not regular, the parts differ in their steps, or the iterations are out of order."""
+    parts: list[pl.DataFrame] = []
+    last = None  # key of the last iteration so far
+    carry = None
+    for batch in batches:
+        rows = batch if carry is None or carry.height == 0 else pl.concat([carry, batch], rechunk=True)
+        key = _keys(rows)
+        if key is None:
+            return None
+        differs = np.flatnonzero(key != key[-1])
+        cut = int(differs[-1]) + 1 if differs.size else 0
+        if cut:
+            part = _reshape(rows[:cut], key[:cut], basis)
+            if part is None or (parts and part.schema != parts[0].schema) or (last is not None and key[0] <= last):
+                return None
+            parts.append(part)
+            last = key[cut - 1]
+        carry = rows[cut:]
+    if carry is not None and carry.height:
+        key = _keys(carry)
+        part = _reshape(carry, key, basis) if key is not None else None
+        if part is None or (parts and part.schema != parts[0].schema) or (last is not None and key[0] <= last):
+            return None
+        parts.append(part)
+    return pl.concat(parts, rechunk=False) if parts else None
+
+
+def _keys(steps: pl.DataFrame) -> np.ndarray | None:
+    """(variant, iteration) of every row as one int64, or None when either has nulls."""
+    if steps.height == 0 or steps["variant_id"].null_count() or steps["iteration"].null_count():
         return None
     vid = steps["variant_id"].to_numpy()
     it = steps["iteration"].to_numpy()
-    key = (vid.astype(np.int64) << 32) | (it.astype(np.int64) & 0xFFFFFFFF)
+    return (vid.astype(np.int64) << 32) | (it.astype(np.int64) & 0xFFFFFFFF)
+
+
+def _regular(steps: pl.DataFrame, basis: str = "host") -> pl.DataFrame | None:
+    key = _keys(steps)
+    return _reshape(steps, key, basis) if key is not None else None
+
+
+def _reshape(steps: pl.DataFrame, key: np.ndarray, basis: str = "host") -> pl.DataFrame | None:
+    n_rows = steps.height
+    if steps["step"].null_count():
+        return None
     first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
     k = n_rows // first.size
     if k * first.size != n_rows or np.any(np.diff(first) != k) or np.any(np.diff(key[first]) <= 0):
         return None  # iterations of unequal length, interleaved or unsorted
-    del key
+    vid = steps["variant_id"].to_numpy()
+    it = steps["iteration"].to_numpy()
     step = steps["step"]
     if step.dtype != pl.Enum(list(STEP_ORDER)):  # the reader gives the schema's enum; others are cast
         step = step.cast(pl.String).cast(pl.Enum(list(STEP_ORDER)))

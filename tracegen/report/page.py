@@ -22,6 +22,7 @@ from tracegen.report import charts
 from tracegen.report.iterations import iterations as fast_iterations
 from tracegen.report.render import ChartSet, render, vega_javascript
 from tracegen.trace.reader import Run
+from tracegen.trace.schema import STEP_ORDER
 from tracegen.units import SEVERITY_ORDER, fmt_si, jsonable
 
 SEVERITIES = SEVERITY_ORDER
@@ -47,11 +48,14 @@ class RunPage:
     tiers, change points and scaling come from ``analyze`` (one pass over the run), never
     recomputed here."""
 
-    def __init__(self, run: Run, budget_ms: float | None):
-        self.iters = fast_iterations(run.steps, S.latency_basis(run.manifest))
+    def __init__(self, run: Run, budget_ms: float | None, iters: pl.DataFrame | None = None):
+        """``iters``: the run's per-iteration frame when the caller has it (``iterations.read_iterations``
+        streams the steps table into it; ``run.steps`` may then be empty)."""
+        self.iters = fast_iterations(run.steps, S.latency_basis(run.manifest)) if iters is None else iters
         from tracegen.importers.sections import page_sections  # origin and layer table (importers' hook)
 
-        self.hook_sections = page_sections(run)  # reads the steps: before they are dropped
+        present = [s for s in STEP_ORDER if f"{s}_host_ns" in self.iters.columns]  # the steps that occurred
+        self.hook_sections = page_sections(run, present=present)
         # The steps frame is the largest thing in memory and nothing below reads it again.
         self.run = run = dataclasses.replace(run, steps=run.steps.clear())
         self.budget_ms = budget_ms

@@ -41,9 +41,10 @@ from tracegen.report import compare as C
 from tracegen.report.compare_view import write_compare
 from tracegen.report.incremental import page_key
 from tracegen.report.index import index_html
+from tracegen.report.iterations import read_iterations
 from tracegen.report.page import NEIGHBOURS, SUMMARY_VERSION, RunPage
 from tracegen.report.render import render
-from tracegen.trace.reader import read_manifest, read_run
+from tracegen.trace.reader import read_manifest
 
 EXIT_SKIPPED = 3  # the site was written, but some runs were skipped (listed on the index)
 COMPARE_DIR = "compare"
@@ -97,7 +98,9 @@ def build_site(run_dirs: list[Path], out_dir: Path, *, budget_ms: float | None =
                 reused.append(rid)
             else:
                 try:
-                    page = RunPage(read_run(d), budget_ms)
+                    run, iters = read_iterations(d)  # the steps table streamed, never whole in memory
+                    page = RunPage(run, budget_ms, iters=iters)
+                    del run, iters
                     page.summary.update(page_key=key, source=str(Path(d).resolve()))
                     page.write(staging / "runs" / rid)
                 except TracegenError as exc:

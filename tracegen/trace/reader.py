@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from tracegen.trace.migrate import migrate
 
 
 _MERGE_RETRIES = 5
+#: Rows per batch when the steps table is streamed (``read_run_streamed``): about 40 MB.
+STEPS_BATCH_ROWS = 1 << 20
+
+
+class StepsNeedWholeRead(Exception):
+    """A streamed steps batch failed validation: read the run with ``read_run``, which raises
+    the error about the whole table (its counts and first bad row)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,44 @@ def read_run(run_dir: Path) -> Run:
     check_durations(tables[S.STEPS], run_dir / S.STEPS)
     manifest, tables[S.VARIANTS] = _settle_status(run_dir, manifest, tables[S.VARIANTS], tables[S.STEPS])
     return Run(run_dir, manifest, tables[S.VARIANTS], tables[S.STEPS], tables[S.TELEMETRY])
+
+
+def read_run_streamed(run_dir: Path, rows: int = STEPS_BATCH_ROWS) -> tuple[Run, Iterator[pl.DataFrame]] | None:
+    """``read_run`` without loading the steps table: the run (``steps`` empty) and its steps as
+    validated batches of at most ``rows`` rows, in file order, so that the table is never whole in
+    memory. None where it must be read whole (``read_run``): a run not merged yet (parts), a
+    manifest still ``running`` (its status is settled from the steps) or an older schema
+    (migrations take whole tables). A batch that fails validation raises ``StepsNeedWholeRead``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    manifest = read_manifest(run_dir)
+    path = run_dir / S.STEPS
+    if manifest["schema_version"] != S.SCHEMA_VERSION or manifest.get("status") == "running" or not path.is_file():
+        return None
+    variants = _validate(_read_table(run_dir, S.VARIANTS, None, required=True), S.VARIANTS_SCHEMA, run_dir / S.VARIANTS)
+    telemetry = _read_table(run_dir, S.TELEMETRY, S.TELEMETRY_PARTS, required=False)
+    telemetry = _validate(telemetry if telemetry is not None else S.empty(S.TELEMETRY_SCHEMA), S.TELEMETRY_SCHEMA,
+                          run_dir / S.TELEMETRY)
+    run = Run(run_dir, manifest, variants, S.empty(S.STEPS_SCHEMA), telemetry)
+    return run, _steps_batches(path, rows)
+
+
+def _steps_batches(path: Path, rows: int) -> Iterator[pl.DataFrame]:
+    try:
+        scan = pl.scan_parquet(path)
+        total = scan.select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: read_run words the error
+        raise StepsNeedWholeRead(str(exc)) from None
+    for offset in range(0, total, rows):
+        try:
+            batch = _validate(scan.slice(offset, rows).collect(), S.STEPS_SCHEMA, path)
+        except Exception as exc:  # noqa: BLE001
+            raise StepsNeedWholeRead(str(exc)) from None
+        lowest = batch.select(pl.min_horizontal(pl.col("host_ns", "gpu_ns", "host_start_ns", "iteration").min())).item()
+        if lowest is not None and lowest < 0:
+            raise StepsNeedWholeRead("negative durations")
+        yield batch
 
 
 def check_durations(steps: pl.DataFrame, where: Path) -> None:
