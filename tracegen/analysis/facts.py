@@ -83,14 +83,14 @@ def collect_facts(run: Any, *, budget_ms: float | None = None, iters: pl.DataFra
     if iters is None:
         iters = iterations(run.steps, latency_basis(run.manifest))
     stats = variant_stats(run.variants, iters)
-    done = iters.filter(~pl.col("warmup")) if iters.height else iters
     changepoints: dict[int, list[int]] = {}
     tier_objs: dict[int, Any] = {}
     tiers: dict[int, dict] = {}
     idle_ids = set(run.variants.filter(pl.col("scenario") == "idle")["variant_id"].to_list())
-    parts = done.sort("variant_id", "iteration").partition_by("variant_id", as_dict=True) if done.height else {}
-    for key, part in parts.items():
-        vid = int(key[0] if isinstance(key, tuple) else key)
+    ids = sorted(iters.select(pl.col("variant_id").filter(~pl.col("warmup")).unique()).to_series().to_list())
+    for vid in ids:
+        part = measured(iters, vid)  # a slice of the frame, not a copy of every measured row
+        vid = int(vid)
         values = part["latency_ns"].cast(pl.Float64).to_numpy() / NS_PER_MS
         if values.size < MIN_POINTS_CHANGEPOINTS:
             continue
