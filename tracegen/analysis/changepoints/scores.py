@@ -10,7 +10,7 @@ still costs 0.25 to 0.5 s. Both are a few lines of numpy:
   rational approximations the standard library's ``statistics.NormalDist.inv_cdf`` also uses,
   accurate to about 1e-16 relative; evaluated for a whole array at once.
 
-tests/analysis/test_normal_scores.py compares both with scipy; benchmarks/bench_normal_scores.py
+tests/analysis/test_exact_speedups.py compares both with scipy; benchmarks/bench_normal_scores.py
 times them against it.
 """
 

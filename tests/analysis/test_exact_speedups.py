@@ -1,5 +1,6 @@
-"""The numpy normal scores (changepoints/scores.py) against scipy, which they replace on the
-analysis path (scipy.stats costs seconds to import); and the vectorised iteration ranges."""
+"""Faster helpers of the analysis path give what they replaced: the numpy normal scores
+(changepoints/scores.py) what scipy gives (scipy.stats costs seconds to import), the vectorised
+iteration ranges and window maximum what their loops gave."""
 
 from __future__ import annotations
 
@@ -86,3 +87,20 @@ def test_ranges_equal_the_loop(density):
         numbers = np.sort(r.choice(10 * n, n, replace=False)) + 20
         for max_gap, keep in ((5, 5), (0, 3), (12, 1)):
             assert ranges(numbers, mask, max_gap=max_gap, keep=keep) == _ranges_reference(numbers, mask, max_gap, keep)
+
+
+def test_window_max_equals_the_shifted_loop():
+    from tracegen.analysis.changepoints.rank import window_max
+
+    def loop(z, h):  # what proposals() did before
+        peak = z.copy()
+        for shift in range(1, h):
+            np.maximum(peak[shift:], z[:-shift], out=peak[shift:])
+            np.maximum(peak[:-shift], z[shift:], out=peak[:-shift])
+        return peak
+
+    r = np.random.default_rng(5)
+    for n in (1, 2, 3, 7, 40, 81, 1_000):
+        for h in (1, 2, 3, 5, 8, 10, 40, 2_000):
+            z = np.abs(r.normal(size=n))
+            assert np.array_equal(window_max(z, h), loop(z, h)), (n, h)
