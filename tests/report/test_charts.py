@@ -3,6 +3,7 @@ long series thinned without losing tiers or change points."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -10,16 +11,27 @@ import polars as pl
 import pytest
 
 from tracegen.analysis.stats import iterations, step_medians, variant_stats
-from tracegen.report import charts
+from tracegen.report import charts, vegalite
 from tracegen.report.downsample import KEEP_AROUND, downsample
 from tracegen.trace.reader import read_run
 
 from .conftest import BATCH_MS, SLOW_MS, STEP_AT, WARMUP
 
 
+@functools.lru_cache(maxsize=1)
+def vega_lite_validator():
+    """The Vega-Lite JSON schema of the specs' version (altair ships it; the report no longer
+    imports altair to build charts)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_module = pytest.importorskip("altair.vegalite.v6.schema")
+    assert schema_module.SCHEMA_VERSION.lstrip("v").split(".")[0] == vegalite.VERSION.split(".")[0]
+    return jsonschema.Draft7Validator(schema_module.load_schema())
+
+
 def spec_of(chart) -> dict:
-    spec = chart.to_dict()  # validates against the Vega-Lite schema
-    json.dumps(spec, allow_nan=False)  # and is plain JSON (no NaN, no numpy types)
+    spec = json.loads(json.dumps(chart, allow_nan=False))  # plain JSON (no NaN, no numpy types)
+    vega_lite_validator().validate(spec)  # and valid Vega-Lite
+    assert spec["$schema"] == vegalite.SCHEMA
     return spec
 
 
@@ -235,3 +247,28 @@ def test_clock_vs_latency_lines_up_clock_and_latency(idle):
     clocks = sorted({r["value"] for r in rows if "value" in r})
     assert clocks == [1200.0, 1590.0]
     assert sum(1 for r in rows if "latency_ms" in r) == iters.filter((pl.col("variant_id") == 1) & ~pl.col("warmup")).height
+
+
+# -- the spec helpers -------------------------------------------------------------------------------
+
+def test_spec_helpers_share_data_and_name_it_as_altair_does():
+    data = vegalite.values([{"x": 1, "y": 2.5}, {"x": 2, "y": None}])
+    a = vegalite.unit("point", {"x": vegalite.field("x:Q"), "y": vegalite.field("y:Q", title=None)}, data=data)
+    b = vegalite.unit({"type": "rule", "color": "#222222"}, {"x": vegalite.field("x:Q")}, data=data)
+    shared = vegalite.layer(a, b, width=300)
+    assert shared["data"] is data and all("data" not in c for c in shared["layer"])  # one copy for both layers
+    other = vegalite.unit("rule", {"y": vegalite.field("y:Q")}, data=vegalite.values([{"y": 1}]))
+    assert all("data" in c for c in vegalite.layer(a, other)["layer"])
+    spec = spec_of(vegalite.toplevel(vegalite.hconcat(shared, a)))
+    assert spec["data"]["name"] in spec["datasets"] and len(spec["datasets"]) == 1
+    assert spec["hconcat"][1]["encoding"]["y"] == {"field": "y", "title": None, "type": "quantitative"}
+    api = pytest.importorskip("altair.vegalite.v6.api")
+    assert vegalite.dataset_name(data["values"]) == api._dataset_name(data["values"])
+
+
+def test_the_validator_rejects_a_bad_spec():
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        spec_of(vegalite.toplevel(vegalite.unit("no-such-mark", {"x": vegalite.field("x:Q")},
+                                                data=vegalite.values([{"x": 1}]))))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
 
 from tracegen.importers.nsys_summary import step_medians
@@ -40,7 +39,7 @@ def pick_iterations(run, tables, findings) -> tuple[tuple[int, int], tuple[int, 
     return (vid, int(mine["iteration"][int(0.9 * (mine.height - 1))])), (vid, int(mine["iteration"][int(0.1 * (mine.height - 1))]))
 
 
-def timeline_chart(tables, picks: list[tuple[str, int, int]]) -> alt.Chart | None:
+def timeline_chart(tables, picks: list[tuple[str, int, int]]) -> Any:
     """The GPU operations and the step ranges of each picked (label, variant, iteration), on a
     common axis: microseconds since the iteration's first work step began (the idle gap before
     it, and any keep-alive work in it, are left out: they would dwarf the inference)."""
@@ -63,6 +62,8 @@ def timeline_chart(tables, picks: list[tuple[str, int, int]]) -> alt.Chart | Non
                          "us": r["duration_ns"] / 1e3})
     if not rows:
         return None
+    import altair as alt  # only for runs with imported nsys tables (the import costs ~0.5 s)
+
     data = {"values": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}
     kinds = ["step", *KIND_COLORS]
     colors = ["#bbbbbb", *KIND_COLORS.values()]

@@ -1,7 +1,9 @@
-"""Charts as pure functions: polars frames in, altair charts out (``report.render`` embeds them).
+"""Charts as pure functions: polars frames in, Vega-Lite specs (dicts) out (``report.render``
+embeds them). The specs are written directly (``report.vegalite``: altair's import and its
+per-channel validation were a fifth of a big run's report), in the form altair wrote them.
 
-Data goes into each spec as a plain list of rows (``alt.Data(values=...)``), so no pandas is
-involved; values are rounded for drawing only (tables and ``stats.json`` keep full precision).
+Data goes into each spec as a plain list of rows, so no pandas is involved; values are rounded
+for drawing only (tables and ``stats.json`` keep full precision).
 Colours mean the same on every chart of a page: pacing for latency traces, step for breakdowns.
 """
 
@@ -10,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import altair as alt
 import numpy as np
 import polars as pl
 
 from tracegen.report.downsample import downsample
+from tracegen.report.vegalite import Spec, field, hconcat, layer, toplevel, unit, vconcat
 from tracegen.trace.schema import PACINGS, STEP_ORDER
 
 WIDTH = 1000
@@ -49,8 +51,7 @@ def _num(v: Any, digits: int = 4) -> Any:
 
 
 def _values(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    # A plain {"values": ...} rather than alt.Data: altair then skips validating every row,
-    # which costs seconds on a long trace (measured: 0.38 s vs 0.01 s for 3,000 rows).
+    """Inline data, every number JSON-safe and rounded (``_num``)."""
     return {"values": [{k: _num(v) for k, v in r.items()} for r in rows]}
 
 
@@ -81,9 +82,9 @@ def idle_order(variants: pl.DataFrame) -> list[int]:
     return [r["variant_id"] for r in rows]
 
 
-def _pacing_color(title: str | None = "pacing") -> alt.Color:
-    return alt.Color("pacing:N", title=title, scale=alt.Scale(domain=list(PACINGS), range=list(PACING_COLORS)),
-                     legend=alt.Legend(orient="top", symbolOpacity=1) if title else None)
+def _pacing_color(title: str | None = "pacing") -> Spec:
+    return field("pacing:N", title=title, scale={"domain": list(PACINGS), "range": list(PACING_COLORS)},
+                 legend={"orient": "top", "symbolOpacity": 1} if title else None)
 
 
 def _y_range(ys: list[np.ndarray], levels: list[float]) -> tuple[float, float]:
@@ -105,7 +106,7 @@ def _y_range(ys: list[np.ndarray], levels: list[float]) -> tuple[float, float]:
 def latency_trace(iters: pl.DataFrame, variants: pl.DataFrame, variant_ids: list[int], *,
                   tiers: dict[int, dict] | None = None, changepoints: dict[int, list[int]] | None = None,
                   highlight: dict[int, list[tuple[int, int]]] | None = None, max_points: int = MAX_POINTS,
-                  title: str = "", row_height: int = 110, cache: dict | None = None) -> alt.FacetChart | None:
+                  title: str = "", row_height: int = 110, cache: dict | None = None) -> Spec | None:
     """Latency (ms) of every iteration, one row per variant in the order given, on one shared
     axis: warm-up shaded, tier levels as dashed rules, change points as thin vertical rules.
 
@@ -165,31 +166,37 @@ def latency_trace(iters: pl.DataFrame, variants: pl.DataFrame, variant_ids: list
             r["max_ms"], r["over"] = r["hi"], bool(r["hi"] > top)
             r["clipped"] = bool(r["latency_ms"] > top)
             r["y"], r["hi"] = min(r["latency_ms"], top), min(r["hi"], top)
-    x = alt.X("iteration:Q", title="iteration (warm-up first)", scale=alt.Scale(nice=False))
-    y_scale = alt.Scale(domain=[bottom, top], nice=False, zero=False)
-    tooltip = ["variant:N", "iteration:Q", alt.Tooltip("latency_ms:Q", title="latency (ms)", format=".3f"),
-               alt.Tooltip("max_ms:Q", title="max (ms)", format=".3f"), alt.Tooltip("n:Q", title="iterations in this point")]
-    base = alt.Chart()
+    x = field("iteration:Q", title="iteration (warm-up first)", scale={"nice": False})
+    y_scale = {"domain": [bottom, top], "nice": False, "zero": False}
+    tooltip = [field("variant:N"), field("iteration:Q"), field("latency_ms:Q", title="latency (ms)", format=".3f"),
+               field("max_ms:Q", title="max (ms)", format=".3f"), field("n:Q", title="iterations in this point")]
+    color = _pacing_color()
+    pt = _is("pt")
     layers = [
-        base.transform_filter(_is("warm")).mark_rect(color="#ececec").encode(x="start:Q", x2="end:Q"),
-        base.transform_filter(_is("mark")).mark_rect(color="#fde68a", opacity=0.55).encode(x="start:Q", x2="end:Q"),
-        base.transform_filter(_is("cp")).mark_rule(color="#888888", strokeWidth=1, opacity=0.45).encode(x=x),
-        base.transform_filter(_is("pt") + " && datum.hi > datum.lo").mark_rule(opacity=0.25).encode(
-            x=x, y=alt.Y("lo:Q", scale=y_scale), y2="hi:Q", color=_pacing_color()),
-        base.transform_filter(_is("pt") + " && !datum.clipped").mark_circle(size=12, opacity=0.75).encode(
-            x=x, y=alt.Y("y:Q", title="latency (ms)", scale=y_scale), color=_pacing_color(), tooltip=tooltip),
-        base.transform_filter(_is("pt") + " && datum.over").mark_point(shape="triangle-up", filled=True, size=30).encode(
-            x=x, y=alt.Y("hi:Q", scale=y_scale), color=_pacing_color(), tooltip=tooltip),
-        base.transform_filter(_is("tier")).mark_rule(strokeDash=[5, 3], strokeWidth=1.2, color="#222222").encode(
-            y=alt.Y("level_ms:Q", scale=y_scale), tooltip=[alt.Tooltip("level_ms:Q", title="tier level (ms)", format=".3f")]),
-        base.transform_filter(_is("tier")).mark_text(align="left", dx=4, fontSize=10, color="#222222").encode(
-            x=alt.value(WIDTH), y=alt.Y("level_ms:Q", scale=y_scale), text="text:N"),
+        unit({"type": "rect", "color": "#ececec"}, {"x": field("start:Q"), "x2": field("end")}, filter=_is("warm")),
+        unit({"type": "rect", "color": "#fde68a", "opacity": 0.55}, {"x": field("start:Q"), "x2": field("end")},
+             filter=_is("mark")),
+        unit({"type": "rule", "color": "#888888", "opacity": 0.45, "strokeWidth": 1}, {"x": x}, filter=_is("cp")),
+        unit({"type": "rule", "opacity": 0.25}, {"color": color, "x": x, "y": field("lo:Q", scale=y_scale), "y2": field("hi")},
+             filter=pt + " && datum.hi > datum.lo"),
+        unit({"type": "circle", "opacity": 0.75, "size": 12},
+             {"color": color, "tooltip": tooltip, "x": x, "y": field("y:Q", scale=y_scale, title="latency (ms)")},
+             filter=pt + " && !datum.clipped"),
+        unit({"type": "point", "filled": True, "shape": "triangle-up", "size": 30},
+             {"color": color, "tooltip": tooltip, "x": x, "y": field("hi:Q", scale=y_scale)}, filter=pt + " && datum.over"),
+        unit({"type": "rule", "color": "#222222", "strokeDash": [5, 3], "strokeWidth": 1.2},
+             {"tooltip": [field("level_ms:Q", format=".3f", title="tier level (ms)")], "y": field("level_ms:Q", scale=y_scale)},
+             filter=_is("tier")),
+        unit({"type": "text", "align": "left", "color": "#222222", "dx": 4, "fontSize": 10},
+             {"text": field("text:N"), "x": {"value": WIDTH}, "y": field("level_ms:Q", scale=y_scale)}, filter=_is("tier")),
     ]
-    header = alt.Header(title=None, labelAngle=0, labelOrient="top", labelAnchor="start", labelAlign="left",
-                        labelFontSize=12, labelFontWeight="bold")
-    chart = alt.layer(*layers).properties(width=WIDTH, height=row_height)
-    facet = chart.facet(row=alt.Row("variant:N", sort=labels, header=header), data=_values(rows), spacing=14)
-    return facet.properties(title=title) if title else facet
+    header = {"labelAlign": "left", "labelAnchor": "start", "labelAngle": 0, "labelFontSize": 12, "labelFontWeight": "bold",
+              "labelOrient": "top", "title": None}
+    spec = {"data": _values(rows), "facet": {"row": field("variant:N", header=header, sort=labels)},
+            "spec": {"layer": layers, "height": row_height, "width": WIDTH}, "spacing": 14}
+    if title:
+        spec["title"] = title
+    return toplevel(spec)
 
 
 # -- batch scaling ---------------------------------------------------------------------------------
@@ -202,7 +209,7 @@ def series_label(r: dict[str, Any]) -> str:
 
 
 def batch_scaling(stats: pl.DataFrame, *, budget_ms: float | None = None,
-                  knee_batch: int | None = None) -> alt.HConcatChart | None:
+                  knee_batch: int | None = None) -> Spec | None:
     """Latency (p50 solid, p99 dashed), per-image time (p50 / batch) and throughput (images/s)
     against batch size on log2 axes, one line per launch mode; the latency budget and the knee
     as rules when given."""
@@ -213,40 +220,44 @@ def batch_scaling(stats: pl.DataFrame, *, budget_ms: float | None = None,
              "per_image_ms": r["per_image_ms"], "throughput_ips": r["throughput_ips"]}
             for r in batch.iter_rows(named=True)]
     panel = (WIDTH - 60) // 3
-    x = alt.X("batch:Q", title="batch size", scale=alt.Scale(type="log", base=2, nice=False),
-              axis=alt.Axis(values=sorted({r["batch"] for r in rows}), format="d"))
-    color = alt.Color("series:N", title="launch", legend=alt.Legend(orient="top"))
-    tooltip = ["series:N", "batch:Q", alt.Tooltip("p50_ms:Q", title="p50 (ms)", format=".3f"),
-               alt.Tooltip("p99_ms:Q", title="p99 (ms)", format=".3f"),
-               alt.Tooltip("per_image_ms:Q", title="per image (ms)", format=".3f"),
-               alt.Tooltip("throughput_ips:Q", title="images/s", format=",.0f")]
-    base = alt.Chart(_values(rows)).encode(x=x, color=color, tooltip=tooltip)
+    x = field("batch:Q", axis={"format": "d", "values": sorted({r["batch"] for r in rows})}, scale={"base": 2, "nice": False,
+              "type": "log"}, title="batch size")
+    color = field("series:N", legend={"orient": "top"}, title="launch")
+    tooltip = [field("series:N"), field("batch:Q"), field("p50_ms:Q", format=".3f", title="p50 (ms)"),
+               field("p99_ms:Q", format=".3f", title="p99 (ms)"),
+               field("per_image_ms:Q", format=".3f", title="per image (ms)"),
+               field("throughput_ips:Q", format=",.0f", title="images/s")]
+    data = _values(rows)
 
-    latency = [base.mark_line(point=True).encode(y=alt.Y("p50_ms:Q", title="latency (ms): p50 solid, p99 dashed")),
-               base.mark_line(strokeDash=[4, 3], opacity=0.7).encode(y="p99_ms:Q")]
+    def base(mark: Spec, y: Spec) -> Spec:
+        return unit(mark, {"color": color, "tooltip": tooltip, "x": x, "y": y}, data=data)
+
+    line = {"type": "line", "point": True}
+    latency = [base(line, field("p50_ms:Q", title="latency (ms): p50 solid, p99 dashed")),
+               base({"type": "line", "opacity": 0.7, "strokeDash": [4, 3]}, field("p99_ms:Q"))]
     if budget_ms:
-        budget = alt.Chart(_values([{"budget": budget_ms, "text": f"budget {budget_ms:g} ms"}]))
-        latency += [budget.mark_rule(color="#b42318", strokeDash=[6, 3]).encode(y="budget:Q"),
-                    budget.mark_text(align="left", dx=4, dy=-6, color="#b42318", fontSize=10).encode(
-                        x=alt.value(0), y="budget:Q", text="text:N")]
-    throughput = [base.mark_line(point=True).encode(y=alt.Y("throughput_ips:Q", title="throughput (images/s)"))]
+        budget = _values([{"budget": budget_ms, "text": f"budget {budget_ms:g} ms"}])
+        latency += [unit({"type": "rule", "color": "#b42318", "strokeDash": [6, 3]}, {"y": field("budget:Q")}, data=budget),
+                    unit({"type": "text", "align": "left", "color": "#b42318", "dx": 4, "dy": -6, "fontSize": 10},
+                         {"text": field("text:N"), "x": {"value": 0}, "y": field("budget:Q")}, data=budget)]
+    throughput = [base(line, field("throughput_ips:Q", title="throughput (images/s)"))]
     if knee_batch:
-        knee = alt.Chart(_values([{"batch": knee_batch, "text": f"knee: batch {knee_batch}"}]))
-        throughput += [knee.mark_rule(color="#555555", strokeDash=[2, 2]).encode(x="batch:Q"),
-                       knee.mark_text(align="left", dx=4, baseline="top", fontSize=10, color="#555555").encode(
-                           x="batch:Q", y=alt.value(2), text="text:N")]
-    per_image = base.mark_line(point=True).encode(y=alt.Y("per_image_ms:Q", title="per-image time (ms, p50 / batch)"))
+        knee = _values([{"batch": knee_batch, "text": f"knee: batch {knee_batch}"}])
+        throughput += [unit({"type": "rule", "color": "#555555", "strokeDash": [2, 2]}, {"x": field("batch:Q")}, data=knee),
+                       unit({"type": "text", "align": "left", "baseline": "top", "color": "#555555", "dx": 4, "fontSize": 10},
+                            {"text": field("text:N"), "x": field("batch:Q"), "y": {"value": 2}}, data=knee)]
+    per_image = base(line, field("per_image_ms:Q", title="per-image time (ms, p50 / batch)"))
 
-    def sized(c, t):
-        return c.properties(width=panel, height=230, title=t)
+    def sized(c: Spec, t: str) -> Spec:
+        return {**c, "height": 230, "title": t, "width": panel}
 
-    return alt.hconcat(sized(alt.layer(*latency), "latency per batch"), sized(per_image, "time per image"),
-                       sized(alt.layer(*throughput), "throughput"), spacing=30)
+    return toplevel(hconcat(sized(layer(*latency), "latency per batch"), sized(per_image, "time per image"),
+                            sized(layer(*throughput), "throughput"), spacing=30))
 
 
 # -- where the time goes -----------------------------------------------------------------------------
 
-def step_breakdown(medians: pl.DataFrame, variants: pl.DataFrame, variant_ids: list[int] | None = None) -> alt.Chart | None:
+def step_breakdown(medians: pl.DataFrame, variants: pl.DataFrame, variant_ids: list[int] | None = None) -> Spec | None:
     """Median time per step, stacked in pipeline order, per variant: a host bar (wall time of
     each step on the host: enqueue, sync wait, ...) and, where the device reports it, a GPU bar
     (CUDA event time of the copies and the inference)."""
@@ -261,24 +272,25 @@ def step_breakdown(medians: pl.DataFrame, variants: pl.DataFrame, variant_ids: l
             for r in m.iter_rows(named=True)]
     shown = [names.get(i, str(i)) for i in ids if i in set(m["variant_id"].to_list())]
     two = len({r["clock"] for r in rows}) > 1
-    enc = dict(
-        y=alt.Y("variant:N", title=None, sort=shown, axis=alt.Axis(labelLimit=360)),
-        x=alt.X("median_ms:Q", title="median time per step (ms)", stack="zero"),
-        color=alt.Color("step:N", title="step", scale=alt.Scale(domain=list(DRAWN_STEPS), range=list(STEP_COLORS)),
-                        legend=alt.Legend(orient="top")),
-        order=alt.Order("order:Q"),
-        tooltip=["variant:N", "clock:N", "step:N", alt.Tooltip("median_ms:Q", title="median (ms)", format=".4f")],
-    )
+    enc = {
+        "color": field("step:N", legend={"orient": "top"}, scale={"domain": list(DRAWN_STEPS), "range": list(STEP_COLORS)},
+                       title="step"),
+        "order": field("order:Q"),
+        "tooltip": [field("variant:N"), field("clock:N"), field("step:N"),
+                    field("median_ms:Q", format=".4f", title="median (ms)")],
+        "x": field("median_ms:Q", stack="zero", title="median time per step (ms)"),
+        "y": field("variant:N", axis={"labelLimit": 360}, sort=shown, title=None),
+    }
     if two:
-        enc["yOffset"] = alt.YOffset("clock:N", sort=["host", "GPU"], title="clock")
-    chart = alt.Chart(_values(rows)).mark_bar().encode(**enc)
+        enc["yOffset"] = field("clock:N", sort=["host", "GPU"], title="clock")
+    chart = unit("bar", enc, data=_values(rows))
     if two:  # say which bar is which without a second legend: a letter inside the band
-        labels = alt.Chart(_values([{"variant": v, "clock": c} for v in shown for c in ("host", "GPU")])).mark_text(
-            align="right", dx=-3, fontSize=9, color="#5f6b76").encode(
-            y=alt.Y("variant:N", sort=shown), yOffset=alt.YOffset("clock:N", sort=["host", "GPU"]),
-            x=alt.value(0), text="clock:N")
-        chart = alt.layer(chart, labels)
-    return chart.properties(width=WIDTH - 420, height=alt.Step(28 if two else 18))
+        labels = unit({"type": "text", "align": "right", "color": "#5f6b76", "dx": -3, "fontSize": 9},
+                      {"text": field("clock:N"), "x": {"value": 0}, "y": field("variant:N", sort=shown),
+                       "yOffset": field("clock:N", sort=["host", "GPU"])},
+                      data=_values([{"variant": v, "clock": c} for v in shown for c in ("host", "GPU")]))
+        chart = layer(chart, labels)
+    return toplevel({**chart, "height": {"step": 28 if two else 18}, "width": WIDTH - 420})
 
 
 # -- telemetry -----------------------------------------------------------------------------------------
@@ -305,11 +317,11 @@ def _series_rows(t_s: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
 
 
 def telemetry_timeline(telemetry: pl.DataFrame, variants: pl.DataFrame,
-                       iters: pl.DataFrame | None = None) -> alt.VConcatChart | None:
+                       iters: pl.DataFrame | None = None) -> Spec | None:
     """GPU SM clock, power and temperature and the CPU frequency over the run's time, one panel
     each (where recorded), with the variants as alternating bands behind them."""
     spans = _variant_spans(iters, variants) if iters is not None else []
-    x = alt.X("t_s:Q", title="time since run start (s)", scale=alt.Scale(nice=False))
+    x = field("t_s:Q", scale={"nice": False}, title="time since run start (s)")
     panels = []
     for column, title in TELEMETRY_PANELS:
         if column not in telemetry.columns:
@@ -319,21 +331,21 @@ def telemetry_timeline(telemetry: pl.DataFrame, variants: pl.DataFrame,
             continue
         layers = []
         if spans:
-            layers.append(alt.Chart(_values(spans)).mark_rect().encode(
-                x=alt.X("start:Q", scale=alt.Scale(nice=False)), x2="end:Q",
-                color=alt.Color("odd:N", scale=alt.Scale(domain=[0, 1], range=["#f3f5f7", "#e4e8ec"]), legend=None),
-                tooltip=["variant:N"]))
-        line = alt.Chart(_values(_series_rows(t["t_ns"].to_numpy() / 1e9, t[column].to_numpy())))
-        layers.append(line.mark_area(opacity=0.25, color="#175cd3").encode(x=x, y="lo:Q", y2="hi:Q"))
-        layers.append(line.mark_line(interpolate="step-after", strokeWidth=1.3, color="#175cd3").encode(
-            x=x, y=alt.Y("value:Q", title=title, scale=alt.Scale(zero=False)),
-            tooltip=[alt.Tooltip("t_s:Q", title="time (s)", format=".2f"), alt.Tooltip("value:Q", title=title)]))
-        panels.append(alt.layer(*layers).properties(width=WIDTH, height=110))
-    return alt.vconcat(*panels, spacing=12) if panels else None
+            layers.append(unit("rect", {"color": field("odd:N", legend=None, scale={"domain": [0, 1], "range": ["#f3f5f7", "#e4e8ec"]}),
+                                        "tooltip": [field("variant:N")], "x": field("start:Q", scale={"nice": False}),
+                                        "x2": field("end")}, data=_values(spans)))
+        line = _values(_series_rows(t["t_ns"].to_numpy() / 1e9, t[column].to_numpy()))
+        layers.append(unit({"type": "area", "color": "#175cd3", "opacity": 0.25},
+                           {"x": x, "y": field("lo:Q"), "y2": field("hi")}, data=line))
+        layers.append(unit({"type": "line", "color": "#175cd3", "interpolate": "step-after", "strokeWidth": 1.3},
+                           {"tooltip": [field("t_s:Q", format=".2f", title="time (s)"), field("value:Q", title=title)],
+                            "x": x, "y": field("value:Q", scale={"zero": False}, title=title)}, data=line))
+        panels.append({**layer(*layers), "height": 110, "width": WIDTH})
+    return toplevel(vconcat(*panels, spacing=12)) if panels else None
 
 
 def clock_vs_latency(iters: pl.DataFrame, telemetry: pl.DataFrame, variants: pl.DataFrame,
-                     variant_ids: list[int]) -> alt.VConcatChart | None:
+                     variant_ids: list[int]) -> Spec | None:
     """Latency of the given variants and the GPU SM clock (or CPU frequency) on one time axis,
     so a clock drop can be matched to the iterations it slowed."""
     column, label = next(((c, lab) for c, lab in (("sm_clock_mhz", "SM clock (MHz)"), ("cpu_freq_mhz", "CPU frequency (MHz)"))
@@ -351,13 +363,13 @@ def clock_vs_latency(iters: pl.DataFrame, telemetry: pl.DataFrame, variants: pl.
                          for a, b in zip(d["x"], d["y"])]
     t0, t1 = lat["start_ns"].min(), lat["start_ns"].max()
     tel = telemetry.filter(pl.col(column).is_not_null() & pl.col("t_ns").is_between(t0, t1)).sort("t_ns")
-    x = alt.X("t_s:Q", title="time since run start (s)", scale=alt.Scale(zero=False, nice=False))
-    top = alt.Chart(_values(lat_rows)).mark_point(filled=True, size=14, opacity=0.75).encode(
-        x=x, y=alt.Y("latency_ms:Q", title="latency (ms)", scale=alt.Scale(zero=False)), color=_pacing_color(),
-        shape=alt.Shape("variant:N", legend=alt.Legend(orient="top")),
-        tooltip=["variant:N", alt.Tooltip("t_s:Q", format=".3f"), alt.Tooltip("latency_ms:Q", format=".3f")],
-    ).properties(width=WIDTH, height=180)
-    bottom = alt.Chart(_values(_series_rows(tel["t_ns"].to_numpy() / 1e9, tel[column].to_numpy()))).mark_line(
-        interpolate="step-after", color="#175cd3").encode(
-        x=x, y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False))).properties(width=WIDTH, height=110)
-    return alt.vconcat(top, bottom, spacing=10)
+    x = field("t_s:Q", scale={"nice": False, "zero": False}, title="time since run start (s)")
+    upper = unit({"type": "point", "filled": True, "opacity": 0.75, "size": 14},
+                 {"color": _pacing_color(), "shape": field("variant:N", legend={"orient": "top"}),
+                  "tooltip": [field("variant:N"), field("t_s:Q", format=".3f"), field("latency_ms:Q", format=".3f")],
+                  "x": x, "y": field("latency_ms:Q", scale={"zero": False}, title="latency (ms)")},
+                 data=_values(lat_rows), height=180, width=WIDTH)
+    lower = unit({"type": "line", "color": "#175cd3", "interpolate": "step-after"},
+                 {"x": x, "y": field("value:Q", scale={"zero": False}, title=label)},
+                 data=_values(_series_rows(tel["t_ns"].to_numpy() / 1e9, tel[column].to_numpy())), height=110, width=WIDTH)
+    return toplevel(vconcat(upper, lower, spacing=10))

@@ -74,13 +74,15 @@ def csp_for(html: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def vega_javascript() -> str:
-    """The bundled Vega + Vega-Lite + vega-embed JavaScript matching altair's Vega-Lite version.
+    """The bundled Vega + Vega-Lite + vega-embed JavaScript of the specs' Vega-Lite version
+    (``vegalite.VERSION``).
 
     vl-convert bundles it on every call (2.9 s on 2 cores, more than the rest of a big run's
     report), so the bundle is kept in the user's cache directory, keyed by both versions."""
-    alt = require("altair")
+    from tracegen.report.vegalite import VERSION
+
     vlc = require("vl_convert")
-    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    version = ".".join(VERSION.split(".")[:2])
     if version not in vlc.get_vegalite_versions():
         version = None  # the newest bundled; specs are compatible within a major version
     cached = _cache_dir() / f"vega-bundle-{getattr(vlc, '__version__', 'x')}-{version or 'newest'}.js"
@@ -113,12 +115,13 @@ class ChartSet:
         self.specs: list[tuple[str, dict[str, Any]]] = []
 
     def add(self, chart: Any, name: str) -> str:
-        """Register an altair chart (``None`` is skipped) and return its container's HTML."""
+        """Register a chart (a Vega-Lite spec dict, or an altair chart; ``None`` is skipped) and
+        return its container's HTML."""
         if chart is None:
             return ""
         chart_id = f"chart-{len(self.specs) + 1}-{name}"
         # validate=False: the schema check costs ~0.7 s on a big run; the browser tests draw every spec
-        self.specs.append((chart_id, chart.to_dict(validate=False)))
+        self.specs.append((chart_id, chart if isinstance(chart, dict) else chart.to_dict(validate=False)))
         return f'<div class="chart" id="{chart_id}" data-rendered="false"></div>'
 
     def script_blocks(self) -> str:

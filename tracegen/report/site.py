@@ -38,7 +38,6 @@ from typing import Any
 
 from tracegen.errors import ConfigError, TracegenError, TraceError
 from tracegen.report import compare as C
-from tracegen.report.compare_view import write_compare
 from tracegen.report.incremental import page_key
 from tracegen.report.index import index_html
 from tracegen.report.iterations import read_iterations
@@ -273,6 +272,8 @@ def _compare_pages(out_dir: Path, staging: Path, pairs: list[tuple[str, str]], r
             side_a, side_b = C.side_from_page(where(a)), C.side_from_page(where(b))
         except TracegenError:
             continue  # a page from an older tracegen without its latencies: no compare page
+        from tracegen.report.compare_view import write_compare  # imports altair: only when a page is written
+
         write_compare(C.compare(side_a, side_b), staging / COMPARE_DIR / name, root="../../", auto=True)
         names.append(name)
     return names
