@@ -375,3 +375,21 @@ def test_several_findings_of_one_kind_get_their_own_anchor(tmp_path):
     ids = re.findall(r'<div class="finding \w+" id="([\w-]+)"', html)
     assert len(ids) == len(set(ids)) and sum(i.startswith("finding-idle-verdict") for i in ids) >= 4
     assert {h[1:] for h in re.findall(r'href="(#finding-[\w-]+)"', html)} == set(ids)
+
+
+def test_compiled_templates_are_cached_and_an_unwritable_cache_is_skipped(tmp_path, monkeypatch):
+    fresh = render.environment.__wrapped__  # a new environment, with the cache of TRACEGEN_CACHE_DIR
+
+    monkeypatch.setenv("TRACEGEN_CACHE_DIR", str(tmp_path / "cache"))
+    fresh().get_template("index.html")
+    assert list((tmp_path / "cache").rglob("*.cache"))  # compiled once, kept
+    again = fresh()
+    monkeypatch.setattr(again, "compile", lambda *a, **k: pytest.fail("compiled again"))
+    assert again.get_template("index.html") is not None  # read back, not compiled
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("TRACEGEN_CACHE_DIR", str(tmp_path / "file"))
+    assert fresh().bytecode_cache is None and fresh().get_template("index.html") is not None
+    monkeypatch.setenv("TRACEGEN_CACHE_DIR", str(tmp_path / "gone"))
+    env = fresh()
+    shutil.rmtree(tmp_path / "gone")
+    assert env.get_template("index.html") is not None  # writing the cache fails quietly
