@@ -98,8 +98,6 @@ def _reshape(steps: pl.DataFrame, key: np.ndarray, basis: str = "host") -> pl.Da
     k = n_rows // first.size
     if k * first.size != n_rows or np.any(np.diff(first) != k) or np.any(np.diff(key[first]) <= 0):
         return None  # iterations of unequal length, interleaved or unsorted
-    vid = steps["variant_id"].to_numpy()
-    it = steps["iteration"].to_numpy()
     step = steps["step"]
     if step.dtype != pl.Enum(list(STEP_ORDER)):  # the reader gives the schema's enum; others are cast
         step = step.cast(pl.String).cast(pl.Enum(list(STEP_ORDER)))
@@ -110,24 +108,20 @@ def _reshape(steps: pl.DataFrame, key: np.ndarray, basis: str = "host") -> pl.Da
         return None  # a repeated step, or iterations with different steps
     names = [STEP_ORDER[c] for c in pattern]
     order = sorted(range(k), key=lambda j: pattern[j])  # columns in STEP_ORDER, as the pivot writes them
-    work = np.array([nm in LATENCY_STEPS for nm in names])
-    if not work.any() or steps["host_ns"].null_count() or steps["host_start_ns"].null_count():
+    work = [j for j, nm in enumerate(names) if nm in LATENCY_STEPS]
+    idle = [j for j, nm in enumerate(names) if nm == "idle"]
+    if not work or steps["host_ns"].null_count() or steps["host_start_ns"].null_count():
         return None
-    host = steps["host_ns"].to_numpy().reshape(-1, k)
-    start = steps["host_start_ns"].to_numpy().reshape(-1, k)
-    cols: dict[str, pl.Series] = {
-        "variant_id": pl.Series(vid[first], dtype=pl.Int32),
-        "iteration": pl.Series(it[first], dtype=pl.Int32),
-        "warmup": steps["warmup"].gather(first),
-        "start_ns": pl.Series(start[:, work].min(axis=1), dtype=pl.Int64),
-        "idle_ns": pl.Series(host[:, np.array(names) == "idle"].sum(axis=1), dtype=pl.Int64),
-        "latency_ns": pl.Series(host[:, work].sum(axis=1), dtype=pl.Int64),
-    }
-    gpu = steps["gpu_ns"]
-    if basis == "gpu":  # trtexec imports: latency is the work steps' device time (nulls count 0)
-        device = gpu.fill_null(0).to_numpy().reshape(-1, k)
-        cols["latency_ns"] = pl.Series(device[:, work].sum(axis=1), dtype=pl.Int64)
+
+    def at(column: str, j: int, dtype: pl.DataType = pl.Int64) -> pl.Expr:  # step j of every iteration
+        return pl.col(column).gather_every(k, offset=j).cast(dtype)
+
+    latency = "gpu_ns" if basis == "gpu" else "host_ns"  # trtexec imports: the work steps' device time (nulls count 0)
+    exprs = [at("variant_id", 0, pl.Int32).alias("variant_id"), at("iteration", 0, pl.Int32).alias("iteration"),
+             at("warmup", 0, pl.Boolean).alias("warmup"),
+             pl.min_horizontal([at("host_start_ns", j) for j in work]).alias("start_ns"),
+             (pl.sum_horizontal([at("host_ns", j) for j in idle]) if idle else pl.lit(0, pl.Int64)).alias("idle_ns"),
+             pl.sum_horizontal([at(latency, j).fill_null(0) for j in work]).alias("latency_ns")]
     for j in order:
-        cols[f"{names[j]}_host_ns"] = pl.Series(host[:, j], dtype=pl.Int64)
-        cols[f"{names[j]}_gpu_ns"] = gpu.gather(first + j).cast(pl.Int64)
-    return pl.DataFrame({name: s.alias(name) for name, s in cols.items()})
+        exprs += [at("host_ns", j).alias(f"{names[j]}_host_ns"), at("gpu_ns", j).alias(f"{names[j]}_gpu_ns")]
+    return steps.select(exprs)
