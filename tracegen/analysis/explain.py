@@ -21,6 +21,7 @@ from tracegen.analysis.facts import (
     name,
     nsys_hint,
     paced_ids,
+    per_variant,
     ranges,
     row,
     stat,
@@ -43,6 +44,7 @@ GPU_SHARE = 0.6  # without a keepalive variant: >= 60 % of the extra time in GPU
 
 
 # -- which paced variants are slow -----------------------------------------------------------------
+@per_variant
 def tier_facts(f: Facts, vid: int) -> dict[str, Any] | None:
     """The tiers of a paced variant when they pass the thresholds (TIER_RATIO between slowest
     and fastest level, and between slowest level and the continuous baseline; slower tiers
@@ -118,6 +120,7 @@ def baseline_levels(f: Facts, vid: int | None) -> list[float]:
     return [float(x) for x, s in zip(levels, shares) if s >= MIN_TIER_SHARE]
 
 
+@per_variant
 def gap_penalty(f: Facts, vid: int) -> dict[str, Any] | None:
     """A paced variant in which (nearly) every iteration is slower than the continuous
     baseline: its p10 latency >= GAP_RATIO (1.05) x and >= GAP_MIN_MS above the baseline p50.

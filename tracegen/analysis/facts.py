@@ -13,6 +13,8 @@ Vocabulary:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +151,23 @@ def paced_ids(f: Facts) -> list[int]:
 
 def gap_label(r: dict) -> str:
     return f"{r['idle_ms']:g} ms {r['pacing']} gap"
+
+
+def per_variant(fn: Callable[[Any, int], Any]) -> Callable[[Any, int], Any]:
+    """Compute ``fn(f, vid)`` once per Facts and variant: the rules ask for the same variant's
+    tiers and gap penalty many times (9 and 7 times on an idle run), each a pass over its
+    measured iterations. Kept in the instance (not a dataclass field, so ``Facts(**fields)``
+    and ``dataclasses.replace`` start empty); the result is shared, callers do not change it."""
+
+    @functools.wraps(fn)
+    def once(f: Any, vid: int) -> Any:
+        memo = f.__dict__.setdefault("_per_variant", {})  # a frozen dataclass's __dict__ still takes keys
+        key = (fn.__qualname__, vid)
+        if key not in memo:
+            memo[key] = fn(f, vid)
+        return memo[key]
+
+    return once
 
 
 def iteration_numbers(f: Facts, vid: int) -> np.ndarray:
