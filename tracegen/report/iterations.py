@@ -48,31 +48,42 @@ def read_iterations(run_dir: Path) -> tuple[Run, pl.DataFrame]:
 
 def _from_batches(batches, basis: str) -> pl.DataFrame | None:
     """``_regular`` of the concatenated batches, one batch at a time (an iteration's rows may
-    span two batches: the last iteration of each waits for the next). None when some part is
-    not regular, the parts differ in their steps, or the iterations are out of order."""
+    span two batches: the last iteration of each waits for the rows of the next that continue
+    it, and goes as a part of its own, so no batch is copied). None when some part is not
+    regular, the parts differ in their steps, or the iterations are out of order."""
     parts: list[pl.DataFrame] = []
-    last = None  # key of the last iteration so far
-    carry = None
+    last = None  # key of the last iteration taken
+
+    def take(rows: pl.DataFrame, key: np.ndarray) -> bool:
+        nonlocal last
+        part = _reshape(rows, key, basis)
+        if part is None or (parts and part.schema != parts[0].schema) or (last is not None and key[0] <= last):
+            return False
+        parts.append(part)
+        last = key[-1]
+        return True
+
+    carry, carry_key = None, None  # the rows of the last iteration so far: it may continue
     for batch in batches:
-        rows = batch if carry is None or carry.height == 0 else pl.concat([carry, batch], rechunk=True)
-        key = _keys(rows)
+        key = _keys(batch)
         if key is None:
             return None
+        if carry is not None:
+            other = np.flatnonzero(key != carry_key[0])
+            same = int(other[0]) if other.size else key.size  # leading rows of the carried iteration
+            carry, carry_key = pl.concat([carry, batch[:same]]), np.concatenate([carry_key, key[:same]])
+            if same == key.size:
+                continue
+            if not take(carry, carry_key):
+                return None
+            batch, key = batch[same:], key[same:]
         differs = np.flatnonzero(key != key[-1])
         cut = int(differs[-1]) + 1 if differs.size else 0
-        if cut:
-            part = _reshape(rows[:cut], key[:cut], basis)
-            if part is None or (parts and part.schema != parts[0].schema) or (last is not None and key[0] <= last):
-                return None
-            parts.append(part)
-            last = key[cut - 1]
-        carry = rows[cut:]
-    if carry is not None and carry.height:
-        key = _keys(carry)
-        part = _reshape(carry, key, basis) if key is not None else None
-        if part is None or (parts and part.schema != parts[0].schema) or (last is not None and key[0] <= last):
+        if cut and not take(batch[:cut], key[:cut]):
             return None
-        parts.append(part)
+        carry, carry_key = batch[cut:], key[cut:]
+    if carry is not None and carry.height and not take(carry, carry_key):
+        return None
     return pl.concat(parts, rechunk=False) if parts else None
 
 
