@@ -10,6 +10,9 @@ child, via ``resource.getrusage(RUSAGE_CHILDREN)``, one fresh child per repeat) 
 the size of the page and whether the tiers, spikes and change point made it onto the page.
 
     python benchmarks/bench_report_big.py [--iterations 500000] [--repeats 3] [--keep DIR] [--phases]
+
+The report is meant to take at most 5 s and 1 GB for this run (issue 11); ``--phases`` times
+its parts in a fresh child process.
 """
 
 from __future__ import annotations
@@ -81,8 +84,12 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=500_000, help="measured iterations per variant (two variants)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="write the run here and keep it (reused when it exists)")
-    ap.add_argument("--phases", action="store_true", help="also time each phase in this process")
+    ap.add_argument("--phases", action="store_true", help="also time each phase (in a child process)")
+    ap.add_argument("--phases-of", type=Path, help=argparse.SUPPRESS)  # the child of --phases
     args = ap.parse_args()
+    if args.phases_of:
+        _phases_here(args.phases_of)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
         run_dir = base / "big-run"
@@ -90,6 +97,7 @@ def main() -> None:
             t0 = time.perf_counter()
             write_big_run(base, args.iterations)
             print(f"wrote {run_dir} in {time.perf_counter() - t0:.1f} s")
+        load_before = os.getloadavg()[0]
         walls, peaks = [], []
         for i in range(args.repeats):
             # each repeat in its own child so ru_maxrss (a high-water mark) is that child's own
@@ -103,52 +111,64 @@ def main() -> None:
             walls.append(w)
             peaks.append(p)
         checks = page_checks(Path(tmp) / "site0")
-        print("| iterations | repeats | median wall s | min wall s | median peak RSS MiB | page MiB | tier levels | change points | spikes drawn |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        print(f"| {2 * args.iterations:,} | {args.repeats} | {statistics.median(walls):.2f} | {min(walls):.2f} | "
+        print("| iterations | repeats | median wall s | min wall s | max wall s | median peak RSS MiB | page MiB | tier levels "
+              "| change points | spikes drawn |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print(f"| {2 * args.iterations:,} | {args.repeats} | {statistics.median(walls):.2f} | {min(walls):.2f} | {max(walls):.2f} | "
               f"{statistics.median(peaks):.0f} | {checks['page_mb']:.2f} | {checks['tier_levels']} | "
               f"{checks['changepoints']} | {checks['spike_drawn']} |")
         print("per repeat (wall s / peak MiB): " + ", ".join(f"{w:.2f}/{p:.0f}" for w, p in zip(walls, peaks)))
+        print(f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
         if args.phases:
             phases(run_dir)
 
 
 def phases(run_dir: Path) -> None:
-    """Where the time and memory go, in this process: read, per-iteration frame, analysis (the
-    analysis package), the page (charts and HTML), writing."""
-    import dataclasses
+    """Where the time and memory go, in a fresh child process (so that its peak RSS is its own):
+    the imports, the page key (content hash), the per-iteration frame (the steps streamed into
+    it), the analysis, the page object (which analyses again: subtract the line above for its
+    own work: step medians, summary), then charts, HTML and files."""
+    res = subprocess.run([sys.executable, __file__, "--phases-of", str(run_dir)], capture_output=True, text=True, cwd=ROOT)
+    if res.returncode != 0:
+        sys.exit(res.stderr[-2000:])
+    print(res.stdout, end="")
 
-    from tracegen.analysis import stats as S
-    from tracegen.analysis.findings import analyze
-    from tracegen.report.iterations import iterations
-    from tracegen.report.page import RunPage
-    from tracegen.trace.reader import read_run
 
+def _phases_here(run_dir: Path) -> None:
     rows = []
     t = time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal t
         now = time.perf_counter()
-        rows.append((name, now - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        rows.append((name, now - t, time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
         t = now
 
-    run = read_run(run_dir)
-    lap("read_run")
-    iters = iterations(run.steps, S.latency_basis(run.manifest))
-    lap("per-iteration frame")
-    light = dataclasses.replace(run, steps=run.steps.clear())
-    analyze(light, iters=iters)
+    import tracegen.cli.report  # noqa: F401  (what `tracegen report` imports before it starts)
+    from tracegen.analysis.findings import analyze
+    from tracegen.report.incremental import page_key
+    from tracegen.report.iterations import read_iterations
+    from tracegen.report.page import RunPage
+    import tracegen.report.site  # noqa: F401
+
+    lap("imports")
+    page_key(run_dir, None)
+    lap("page key (content hash of the run)")
+    run, iters = read_iterations(run_dir)
+    lap("read_iterations (steps streamed into the per-iteration frame)")
+    analyze(run, iters=iters)
     lap("analyze (analysis package)")
-    page = RunPage(run, None)  # analyses again: subtract the line above for the page's own work
-    lap("RunPage (frame + analyze again)")
+    page = RunPage(run, None, iters=iters)
+    lap("RunPage (analyze again, step medians, summary)")
     with tempfile.TemporaryDirectory() as tmp:
         page.write(Path(tmp) / "page")
     lap("charts, HTML and files")
-    print("| phase | s | peak RSS so far MiB |")
-    print("| --- | --- | --- |")
-    for name, s, mib in rows:
-        print(f"| {name} | {s:.2f} | {mib:.0f} |")
+    print("| phase | wall s | CPU s (all threads) | peak RSS so far MiB |")
+    print("| --- | --- | --- | --- |")
+    cpu_before = 0.0
+    for name, s, cpu, mib in rows:
+        print(f"| {name} | {s:.2f} | {cpu - cpu_before:.2f} | {mib:.0f} |")
+        cpu_before = cpu
 
 
 if __name__ == "__main__":

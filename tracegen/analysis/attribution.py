@@ -56,7 +56,6 @@ from tracegen.analysis.clocks import (  # noqa: F401  (REASON_*, samples/iterati
     samples_to_iterations,
     spearman,
 )
-from tracegen.analysis.stats import column_ms
 from tracegen.units import NS_PER_MS, as_float
 
 
@@ -97,23 +96,30 @@ def measured(iters: pl.DataFrame, variant_id: int | None = None) -> pl.DataFrame
     if n:
         first = int(mask.arg_max())
         block = iters.slice(first, n)
-        if mask.slice(first, n).all() and _in_order(block):
+        if mask.slice(first, n).all() and _in_order(block, variant_id):
             return block
     return iters.filter(mask).sort("variant_id", "iteration")
 
 
-def _in_order(frame: pl.DataFrame) -> bool:
+def _in_order(frame: pl.DataFrame, variant_id: int | None) -> bool:
     """Sorted by (variant_id, iteration)."""
+    if variant_id is not None:  # one variant (the mask held on every row): its iterations in order
+        return frame["iteration"].is_sorted()
     step = pl.col("variant_id").diff()
     return bool(frame.select(((step > 0) | ((step == 0) & (pl.col("iteration").diff() >= 0))).all()).item())
 
 
 def trim(frame: pl.DataFrame) -> pl.DataFrame:
     """Drop whole iterations above the p99 latency (keeps the steps additive)."""
+    return _trimmed(frame).collect()
+
+
+def _trimmed(frame: pl.DataFrame) -> pl.LazyFrame:
+    """``trim`` as a query: the means below read the kept rows without a copy of the frame."""
     if frame.height < 20:
-        return frame
+        return frame.lazy()
     cut = frame["latency_ns"].quantile(0.99, "linear")
-    return frame.filter(pl.col("latency_ns") <= cut)
+    return frame.lazy().filter(pl.col("latency_ns") <= cut)
 
 
 def has_gpu_times(iters: pl.DataFrame) -> bool:
@@ -121,18 +127,23 @@ def has_gpu_times(iters: pl.DataFrame) -> bool:
 
 
 # -- step decomposition --------------------------------------------------------------------------------
-def step_means(frame: pl.DataFrame) -> dict[str, float | None]:
-    """Mean ms of every raw step column and of the latency (no trimming here)."""
-    out: dict[str, float | None] = {"latency": column_ms(frame, "latency_ns", "mean")}
-    for step in ("preprocess", "h2d", "infer", "d2h", "sync", "postprocess"):
-        for kind in ("host", "gpu"):
-            out[f"{step}_{kind}"] = column_ms(frame, f"{step}_{kind}_ns", "mean")
-    return out
+_MEANS = {"latency": "latency_ns", **{f"{step}_{kind}": f"{step}_{kind}_ns"
+                                      for step in ("preprocess", "h2d", "infer", "d2h", "sync", "postprocess")
+                                      for kind in ("host", "gpu")}}
+
+
+def step_means(frame: pl.DataFrame | pl.LazyFrame) -> dict[str, float | None]:
+    """Mean ms of every raw step column and of the latency (no trimming here; a LazyFrame,
+    e.g. ``_trimmed``, is read in one query). None where a column is absent or has no values."""
+    lf = frame.lazy()
+    have = {k: c for k, c in _MEANS.items() if c in lf.collect_schema()}
+    row = lf.select([pl.col(c).cast(pl.Float64).mean().alias(k) for k, c in have.items()]).collect().row(0, named=True)
+    return {k: (as_float(row[k] / NS_PER_MS) if row.get(k) is not None else None) for k in _MEANS}
 
 
 def decompose(slow: pl.DataFrame, ref: pl.DataFrame) -> dict[str, Any]:
     """Where the latency difference between two sets of iterations goes (see module doc)."""
-    a, b = step_means(trim(slow)), step_means(trim(ref))
+    a, b = step_means(_trimmed(slow)), step_means(_trimmed(ref))
 
     def d(key: str) -> float:
         x, y = a.get(key), b.get(key)
@@ -220,7 +231,8 @@ def find_baseline(variants: pl.DataFrame, stats: pl.DataFrame, variant_id: int) 
 
 
 def _trimmed_mean_ms(iters: pl.DataFrame, vid: int) -> float | None:
-    return column_ms(trim(measured(iters, vid)), "latency_ns", "mean")
+    mean = _trimmed(measured(iters, vid)).select(pl.col("latency_ns").cast(pl.Float64).mean()).collect().item()
+    return as_float(mean / NS_PER_MS) if mean is not None else None
 
 
 def _p50(stats: pl.DataFrame, vid: int) -> float | None:
