@@ -104,3 +104,20 @@ def test_window_max_equals_the_shifted_loop():
         for h in (1, 2, 3, 5, 8, 10, 40, 2_000):
             z = np.abs(r.normal(size=n))
             assert np.array_equal(window_max(z, h), loop(z, h)), (n, h)
+
+
+def test_series_analysed_in_threads_give_the_same_facts(monkeypatch):
+    from pathlib import Path
+
+    from tracegen.analysis import facts as F
+    from tracegen.trace.reader import read_run
+
+    run = read_run(Path(__file__).resolve().parents[2] / "examples" / "h100-small-idle")
+    monkeypatch.setattr(F, "PARALLEL_POINTS", 10**12)
+    serial = F.collect_facts(run)
+    monkeypatch.setattr(F, "PARALLEL_POINTS", 0)
+    threaded = F.collect_facts(run)
+    assert len(serial.changepoints) >= 2
+    assert threaded.changepoints == serial.changepoints
+    assert threaded.tier_summaries == serial.tier_summaries
+    assert {v: list(t.levels) for v, t in threaded.tiers.items()} == {v: list(t.levels) for v, t in serial.tiers.items()}
