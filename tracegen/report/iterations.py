@@ -127,12 +127,15 @@ def _reshape(steps: pl.DataFrame, key: np.ndarray, basis: str = "host") -> pl.Da
     def at(column: str, j: int, dtype: pl.DataType = pl.Int64) -> pl.Expr:  # step j of every iteration
         return pl.col(column).gather_every(k, offset=j).cast(dtype)
 
+    # every step's columns gathered once, then the sums over them (a gather inside each sum
+    # would gather the same rows again)
+    wide = steps.select(at("variant_id", 0, pl.Int32).alias("variant_id"), at("iteration", 0, pl.Int32).alias("iteration"),
+                        at("warmup", 0, pl.Boolean).alias("warmup"),
+                        pl.min_horizontal([at("host_start_ns", j) for j in work]).alias("start_ns"),
+                        *(at(c, j).alias(f"{names[j]}_{c}") for j in order for c in ("host_ns", "gpu_ns")))
     latency = "gpu_ns" if basis == "gpu" else "host_ns"  # trtexec imports: the work steps' device time (nulls count 0)
-    exprs = [at("variant_id", 0, pl.Int32).alias("variant_id"), at("iteration", 0, pl.Int32).alias("iteration"),
-             at("warmup", 0, pl.Boolean).alias("warmup"),
-             pl.min_horizontal([at("host_start_ns", j) for j in work]).alias("start_ns"),
-             (pl.sum_horizontal([at("host_ns", j) for j in idle]) if idle else pl.lit(0, pl.Int64)).alias("idle_ns"),
-             pl.sum_horizontal([at(latency, j).fill_null(0) for j in work]).alias("latency_ns")]
-    for j in order:
-        exprs += [at("host_ns", j).alias(f"{names[j]}_host_ns"), at("gpu_ns", j).alias(f"{names[j]}_gpu_ns")]
-    return steps.select(exprs)
+    return wide.select(
+        "variant_id", "iteration", "warmup", "start_ns",
+        (pl.sum_horizontal([pl.col(f"{names[j]}_host_ns") for j in idle]) if idle else pl.lit(0, pl.Int64)).alias("idle_ns"),
+        pl.sum_horizontal([pl.col(f"{names[j]}_{latency}").fill_null(0) for j in work]).alias("latency_ns"),
+        *(pl.col(f"{names[j]}_{c}") for j in order for c in ("host_ns", "gpu_ns")))
