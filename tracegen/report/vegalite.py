@@ -81,7 +81,7 @@ def toplevel(spec: Spec) -> Spec:
     of its content and moved to ``datasets`` (one copy of data that several layers share)."""
     datasets: dict[str, Any] = {}
     names: dict[int, str] = {}  # id of a values list -> its name (layers share one list)
-    out = {"config": _CONFIG, **_named(spec, datasets, names), "$schema": SCHEMA}
+    out = {"config": {"view": dict(_CONFIG["view"])}, **_named(spec, datasets, names), "$schema": SCHEMA}
     if datasets:
         out["datasets"] = datasets
     return out
