@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_changepoints_real import ffill, kernel_rbf, load_sets  # noqa: E402
 from tests.analysis.cp_real import covering, f_measure  # noqa: E402
 from tracegen.analysis.changepoints import dependence_factor, normal_scores  # noqa: E402
-from tracegen.analysis.changepoints.rank import MIN_DISTANCE, MIN_RATIO, RankCost, optimal_partition  # noqa: E402
+from tracegen.analysis.changepoints.rank import RankCost, _merge_similar, optimal_partition  # noqa: E402
 
 
 class PrefixCost(RankCost):
@@ -101,26 +101,7 @@ def candidates(y: np.ndarray, m: int = 5, low: float = 1.0, factor: float = 4.0)
                 b[j], moved = t, True
         if not moved:
             break
-    return _merge(cost, y, b)
-
-
-def _merge(cost: PrefixCost, y: np.ndarray, b: list[int]) -> list[int]:
-    positive = bool(y.min() > 0)
-    cdf = [(cost.P[z] - cost.P[x]) / (z - x) for x, z in zip(b[:-1], b[1:])]
-    med = [float(np.median(y[x:z])) for x, z in zip(b[:-1], b[1:])]
-    while len(b) > 2:
-        ks = np.array([np.abs(cdf[i] - cdf[i + 1]).max(initial=0.0) for i in range(len(cdf) - 1)])
-        if positive:
-            ratio = np.abs(np.log(np.array(med[1:]) / np.array(med[:-1])))
-            ks = np.where(ratio >= math.log(MIN_RATIO), np.inf, ks)
-        j = int(np.argmin(ks))
-        if ks[j] >= MIN_DISTANCE:
-            break
-        del b[j + 1]
-        x, z = b[j], b[j + 1]
-        cdf[j : j + 2] = [(cost.P[z] - cost.P[x]) / (z - x)]
-        med[j : j + 2] = [float(np.median(y[x:z]))]
-    return b[1:-1]
+    return [int(x) for x in _merge_similar(cost, y, np.array(b, dtype=np.int64))[1:-1]]
 
 
 def main(argv=None) -> int:
