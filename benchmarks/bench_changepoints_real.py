@@ -7,6 +7,7 @@ covering, against every annotator):
 * ``rtt``: RIPE Atlas RTT traces, manually labelled (build_cp_datasets.py --rtt);
 * ``cpu``: onnxruntime CPU latency traces with changes scheduled at known iterations
   (committed under tests/analysis/data/cpu, re-recorded by record_cpu_changes.py);
+* ``cpu-seed1``: 16 more traces of the same kind, another random schedule (--seed 1);
 * ``gpu``: torch on an NVIDIA H200 with the idle gap changed at known iterations, host and
   GPU time per iteration (tests/analysis/data/gpu, recorded by the lead; --gpu names another
   folder of the same format).
@@ -105,7 +106,7 @@ METHODS = {
 }
 
 
-def load_sets(names, gpu: Path | None):
+def load_sets(names, gpu: Path | None, cpu: Path | None = None):
     sets = {}
     for name in names:
         if name in ("tcpd", "rtt"):
@@ -115,7 +116,9 @@ def load_sets(names, gpu: Path | None):
                 continue
             sets[name] = load_json_set(path)
         elif name == "cpu":
-            sets[name] = load_recorded(FIXTURES / "cpu")
+            sets[name] = load_recorded(cpu or FIXTURES / "cpu")
+        elif name == "cpu-seed1":
+            sets[name] = load_recorded(FIXTURES / "cpu-seed1")
         elif name == "gpu":
             sets[name] = load_gpu(gpu or FIXTURES / "gpu")
     return sets
@@ -152,12 +155,13 @@ def table(title: str, res: dict, count: int) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sets", default="tcpd,rtt,cpu,gpu")
+    p.add_argument("--sets", default="tcpd,rtt,cpu,cpu-seed1,gpu")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--split", choices=("all", "dev", "held-out", "both"), default="both",
                    help="all series, the development half, the held-out half, or all and held-out (default)")
     p.add_argument("--gpu", type=Path, help="folder of GPU recordings (truth.json + CSV), default tests/analysis/data/gpu")
+    p.add_argument("--cpu", type=Path, help="folder of CPU recordings (record_cpu_changes.py), default tests/analysis/data/cpu")
     p.add_argument("--per-series", action="store_true", help="also print F1/covering per series")
     args = p.parse_args(argv)
     methods = args.methods.split(",")
@@ -165,7 +169,7 @@ def main(argv=None) -> int:
     warm = 1.0 + np.random.default_rng(0).random(300)
     for m in methods:  # imports and first-call set-up are not part of any timing
         METHODS[m](warm)
-    for name, series in load_sets(names, args.gpu).items():
+    for name, series in load_sets(names, args.gpu, args.cpu).items():
         dev, held = held_out(series)
         parts = {"all": [("all", series)], "dev": [("development half", dev)],
                  "held-out": [("held-out half", held)],

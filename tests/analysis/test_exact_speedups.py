@@ -90,7 +90,7 @@ def test_ranges_equal_the_loop(density):
 
 
 def test_window_max_equals_the_shifted_loop():
-    from tracegen.analysis.changepoints.rank import window_max
+    from tracegen.analysis.changepoints.search import window_max
 
     def loop(z, h):  # what proposals() did before
         peak = z.copy()
