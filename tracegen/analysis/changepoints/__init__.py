@@ -77,7 +77,7 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     factor = dependence_factor(scores, bounds)
     if factor > 1.0:
         bounds = optimal_partition(C, grid, base * factor)
-    bounds = refine(cost, bounds, min_size)
+    bounds = refine(cost, bounds, min_size, grid)
     bounds = short_edges(scores, bounds, grid, min_size, factor)
     bounds = merge_invisible(y, bounds)
     return [int(b) for b in bounds[1:-1]]

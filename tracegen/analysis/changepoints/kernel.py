@@ -75,8 +75,10 @@ class KernelCost:
         table = _kernel_table()
         u = np.clip((y - np.median(y)) / s, -CLIP, CLIP)
         raw = np.minimum(((u + CLIP) * BINS_PER_BANDWIDTH).astype(np.intp), table.shape[0] - 1)
-        occupied, codes = np.unique(raw, return_inverse=True)
-        self.codes = codes.reshape(-1).astype(np.intp)
+        occupied = np.flatnonzero(np.bincount(raw, minlength=table.shape[0]))  # no sort: bins are few
+        remap = np.zeros(table.shape[0], dtype=np.intp)
+        remap[occupied] = np.arange(occupied.size)
+        self.codes = remap[raw]
         self.bins = occupied.size
         self.K = table[np.ix_(occupied, occupied)]
 
@@ -134,15 +136,22 @@ class KernelCost:
         return np.concatenate(([total], total + np.cumsum(steps)))
 
 
-def refine(cost: KernelCost, bounds: np.ndarray, min_size: int, rounds: int = 2) -> np.ndarray:
+def refine(cost: KernelCost, bounds: np.ndarray, min_size: int, grid: np.ndarray | None = None,
+           rounds: int = 2) -> np.ndarray:
     """Move each inner boundary to its best position at full resolution between its
-    neighbours (within MAX_WINDOW positions of where it is), until none moves."""
+    neighbours (within MAX_WINDOW positions of where it is, and between the grid points next
+    to it when a grid is given); a later round revisits only the boundaries next to one that
+    moved."""
     b = [int(x) for x in bounds]
+    todo = set(range(1, len(b) - 1))
     for _ in range(rounds):
-        moved = False
-        for j in range(1, len(b) - 1):
+        moved = set()
+        for j in sorted(todo):
             a, c = b[j - 1], b[j + 1]
             lo, hi = a + min_size, c - min_size
+            if grid is not None:
+                k = int(np.searchsorted(grid, b[j]))
+                lo, hi = max(lo, int(grid[max(k - 1, 0)])), min(hi, int(grid[min(k + 1, grid.size - 1)]))
             if hi - lo > MAX_WINDOW:
                 lo, hi = max(lo, b[j] - MAX_WINDOW // 2), min(hi, b[j] + MAX_WINDOW // 2)
             if hi <= lo:
@@ -150,8 +159,9 @@ def refine(cost: KernelCost, bounds: np.ndarray, min_size: int, rounds: int = 2)
             tau, total = cost.split_costs(a, c, lo, hi)
             best = int(tau[int(np.argmin(total))])
             if best != b[j]:
-                b[j], moved = best, True
-        if not moved:
+                b[j] = best
+                moved.add(j)
+        todo = {k for j in moved for k in (j - 1, j + 1) if 0 < k < len(b) - 1}
+        if not todo:
             break
     return np.array(b, dtype=np.int64)
-
