@@ -25,7 +25,7 @@ BINS_PER_BANDWIDTH = 6
 #: Values beyond this many bandwidths from the median are clipped to it.
 CLIP = 12.0
 #: Pairs sampled for the median heuristic beyond SMALL points (all pairs below).
-PAIRS = 20000
+PAIRS = 4000
 SMALL = 200
 #: Longest window of positions one boundary is searched over at full resolution.
 MAX_WINDOW = 8192
