@@ -14,7 +14,9 @@ covering, against every annotator):
 
 Methods:
 
-* ``tracegen``: ``detect_changepoints(values)``, defaults;
+* ``tracegen``: ``detect_changepoints(values)``, defaults (the numba-compiled pipeline);
+* ``tracegen-numpy``: the same with ``engine="numpy"``, the numpy reference (same change
+  points), for where numba is not installed;
 * ``kernel-rbf``: ruptures ``KernelCPD(kernel="rbf", min_size=2)`` on robust z-scores
   ((x - median) / (1.4826 MAD)), penalty log n;
 * ``binseg-l2``, ``pelt-l2``: ruptures ``Binseg`` / ``Pelt`` (model "l2", ruptures' defaults
@@ -99,6 +101,7 @@ def pelt(v):
 
 METHODS = {
     "tracegen": lambda v: detect_changepoints(v),
+    "tracegen-numpy": lambda v: detect_changepoints(v, engine="numpy"),
     "kernel-rbf": kernel_rbf,
     "binseg-l2": binseg,
     "pelt-l2": pelt,
@@ -146,10 +149,10 @@ def summary(results, series, methods) -> dict:
 
 
 def table(title: str, res: dict, count: int) -> str:
-    lines = [f"### {title} ({count} series)", "", "| method | F1 (margin 5) | covering | time s |",
+    lines = [f"### {title} ({count} series)", "", "| method | F1 (margin 5) | covering | time ms |",
              "| --- | --- | --- | --- |"]
     for m, r in res.items():
-        lines.append(f"| {m} | {np.mean(r['f1']):.3f} | {np.mean(r['cover']):.3f} | {r['seconds']:.3f} |")
+        lines.append(f"| {m} | {np.mean(r['f1']):.3f} | {np.mean(r['cover']):.3f} | {r['seconds'] * 1e3:.1f} |")
     return "\n".join(lines)
 
 
@@ -167,8 +170,10 @@ def main(argv=None) -> int:
     methods = args.methods.split(",")
     names = args.sets.split(",")
     warm = 1.0 + np.random.default_rng(0).random(300)
-    for m in methods:  # imports and first-call set-up are not part of any timing
+    for m in methods:  # imports, compilation and first-call set-up are not part of any timing
+        t0 = time.perf_counter()
         METHODS[m](warm)
+        print(f"first call of {m}: {time.perf_counter() - t0:.3f} s", file=sys.stderr)
     for name, series in load_sets(names, args.gpu, args.cpu).items():
         dev, held = held_out(series)
         parts = {"all": [("all", series)], "dev": [("development half", dev)],

@@ -33,7 +33,7 @@ MAX_WINDOW = 8192
 _TABLE: np.ndarray | None = None
 
 
-def _kernel_table() -> np.ndarray:
+def kernel_table() -> np.ndarray:
     """Kernel between every two bins of the clipped range (computed once)."""
     global _TABLE
     if _TABLE is None:
@@ -72,7 +72,7 @@ class KernelCost:
         if s <= 0:  # a constant trace: one bin, no change to find
             self.bins, self.codes, self.K = 1, np.zeros(n, dtype=np.intp), np.ones((1, 1))
             return
-        table = _kernel_table()
+        table = kernel_table()
         u = np.clip((y - np.median(y)) / s, -CLIP, CLIP)
         raw = np.minimum(((u + CLIP) * BINS_PER_BANDWIDTH).astype(np.intp), table.shape[0] - 1)
         occupied = np.flatnonzero(np.bincount(raw, minlength=table.shape[0]))  # no sort: bins are few

@@ -1,0 +1,68 @@
+"""The numba-compiled change-point pipeline returns what the numpy reference returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.analysis.cp_real import DATA, FIXTURES, load_gpu, load_json_set, load_recorded
+from tests.analysis.synthetic import random_trace
+from tracegen.analysis import detect_changepoints
+
+pytest.importorskip("numba")
+
+
+def both(values, **kw):
+    return (detect_changepoints(values, engine="numba", **kw), detect_changepoints(values, engine="numpy", **kw))
+
+
+def _real_sets():
+    sets = [("cpu", load_recorded(FIXTURES / "cpu")), ("cpu-seed1", load_recorded(FIXTURES / "cpu-seed1")),
+            ("gpu", load_gpu(FIXTURES / "gpu"))]
+    for name in ("tcpd", "rtt"):  # built by benchmarks/build_cp_datasets.py where its sources are cloned
+        path = DATA / "real" / f"{name}.json"
+        if path.exists():
+            sets.append((name, load_json_set(path)))
+    return [(f"{name}/{s.name}", s.values) for name, series in sets for s in series]
+
+
+@pytest.mark.parametrize("label,values", _real_sets(), ids=[label for label, _ in _real_sets()])
+def test_same_change_points_on_real_series(label, values):
+    fast, ref = both(values)
+    assert fast == ref
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_same_change_points_on_random_traces(seed):
+    trace = random_trace(int(np.random.default_rng(seed).integers(100, 5000)), seed)
+    fast, ref = both(trace.values)
+    assert fast == ref
+
+
+def test_same_on_edge_cases():
+    rng = np.random.default_rng(9)
+    cases = {
+        "ties": np.round(rng.normal(5, 1, 800)),  # heavy ties: average ranks
+        "two values": np.r_[np.ones(100), np.full(100, 2.0)],
+        "negative": np.r_[rng.normal(-1, 0.1, 300), rng.normal(1, 0.1, 300)],
+        "nan": np.r_[rng.normal(1, 0.1, 200), np.nan, rng.normal(2, 0.1, 200)],
+        "mostly equal": np.r_[np.zeros(400), rng.normal(0, 1, 10), np.zeros(400)],
+        "short": rng.normal(0, 1, 12),
+        "long": np.r_[rng.lognormal(0, 0.1, 60_000), rng.lognormal(0.3, 0.1, 60_000)],
+    }
+    for name, values in cases.items():
+        fast, ref = both(values)
+        assert fast == ref, name
+    fast, ref = both(cases["negative"], min_size=40, penalty=50.0)
+    assert fast == ref and fast  # the options reach the compiled path
+    assert detect_changepoints(np.ones(50), engine="numba") == []
+
+
+def test_engine_is_checked_and_numpy_can_be_forced(monkeypatch):
+    with pytest.raises(ValueError, match="engine"):
+        detect_changepoints([1.0, 2.0], engine="gpu")
+    import tracegen.analysis.changepoints as cp
+
+    monkeypatch.setenv(cp.NO_JIT_ENV, "1")
+    assert cp._compiled_module() is None
+    assert cp._compiled_module(required=True) is not None
