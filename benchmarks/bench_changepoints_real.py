@@ -14,9 +14,10 @@ covering, against every annotator):
 
 Methods:
 
-* ``tracegen``: ``detect_changepoints(values)``, defaults (the numba-compiled pipeline);
+* ``tracegen``: ``detect_changepoints(values, engine="numba")``, the compiled pipeline, which
+  ``engine="auto"`` (the default) takes once a process has spent 0.5 s in the numpy one;
 * ``tracegen-numpy``: the same with ``engine="numpy"``, the numpy reference (same change
-  points), for where numba is not installed;
+  points): what ``auto`` runs first, and where numba is not installed;
 * ``kernel-rbf``: ruptures ``KernelCPD(kernel="rbf", min_size=2)`` on robust z-scores
   ((x - median) / (1.4826 MAD)), penalty log n;
 * ``binseg-l2``, ``pelt-l2``: ruptures ``Binseg`` / ``Pelt`` (model "l2", ruptures' defaults
@@ -100,7 +101,7 @@ def pelt(v):
 
 
 METHODS = {
-    "tracegen": lambda v: detect_changepoints(v),
+    "tracegen": lambda v: detect_changepoints(v, engine="numba"),
     "tracegen-numpy": lambda v: detect_changepoints(v, engine="numpy"),
     "kernel-rbf": kernel_rbf,
     "binseg-l2": binseg,

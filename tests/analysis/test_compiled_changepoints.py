@@ -66,3 +66,21 @@ def test_engine_is_checked_and_numpy_can_be_forced(monkeypatch):
     monkeypatch.setenv(cp.NO_JIT_ENV, "1")
     assert cp._compiled_module() is None
     assert cp._compiled_module(required=True) is not None
+
+
+def test_auto_runs_numpy_until_its_time_would_have_paid_for_loading_numba(monkeypatch):
+    import tracegen.analysis.changepoints as cp
+
+    monkeypatch.delenv(cp.NO_JIT_ENV, raising=False)
+    monkeypatch.setattr(cp, "_compiled", None)
+    monkeypatch.setattr(cp, "_numpy_seconds", 0.0)
+    monkeypatch.setattr(cp, "LOAD_BUDGET_S", 3600.0)
+    values = np.r_[np.ones(100), np.full(100, 3.0)] + np.random.default_rng(0).normal(0, 0.1, 200)
+    assert detect_changepoints(values) == [100]
+    assert cp._compiled is None and cp._numpy_seconds > 0  # numpy ran, numba was not loaded
+    monkeypatch.setattr(cp, "LOAD_BUDGET_S", cp._numpy_seconds)
+    assert detect_changepoints(values) == [100]
+    assert cp._compiled is not None and cp._compiled is not False  # the budget is spent: numba loaded
+    spent = cp._numpy_seconds
+    detect_changepoints(values)
+    assert cp._numpy_seconds == spent  # and used from then on

@@ -22,9 +22,12 @@ found with the plain penalty; the factor is capped at ``(1 + MAX_RHO) / (1 - MAX
 because beyond that the trace is a drift, whose real turns the correction would erase.
 
 Two implementations of the same steps: reference.py chains the numpy modules above, and
-compiled.py runs them as one numba-compiled call (a short trace costs a fifth as much; the
-first call after an install compiles it, about 20 s, then it is read from numba's cache).
-``engine`` picks one; tests/analysis/test_compiled_changepoints.py holds them equal.
+compiled.py runs them as one numba-compiled call (a short trace costs a sixth as much, a
+10^6-point one 0.6x). The compiled code is built once after an install (about 20 s) and read
+from numba's cache after that, which still costs about 0.5 s per process, more than a report of
+a few runs spends in change points; so ``engine="auto"`` starts with numpy and loads numba only
+once numpy has taken LOAD_BUDGET_S. tests/analysis/test_compiled_changepoints.py holds the two
+equal.
 
 ``benchmarks/bench_changepoints_real.py`` measures it on real labelled series against ruptures
 (benchmarks/RESULTS.md, "Change points on real, labelled series").
@@ -35,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 
 import numpy as np
 
@@ -49,11 +53,17 @@ MIN_SIZE = 5
 PENALTY_FACTOR = 1.0
 #: Set to 1 to take the numpy reference path even where numba is installed.
 NO_JIT_ENV = "TRACEGEN_NO_JIT"
+#: engine="auto" loads the compiled pipeline once the numpy one has taken this long in the
+#: process: loading numba and its cached code costs about 0.5 s (2-core machine), so a report of
+#: a few runs never pays it, and a long job pays at most twice what the better choice in
+#: hindsight would have cost (the ski-rental rule).
+LOAD_BUDGET_S = 0.5
 
 __all__ = ["MIN_SIZE", "all_finite", "as_array", "detect_changepoints", "noise_scale", "normal_scores", "to_log"]
 
 log = logging.getLogger(__name__)
-_compiled = None
+_compiled = None  # the compiled module once loaded, False when numba did not import
+_numpy_seconds = 0.0  # time engine="auto" has spent in the numpy pipeline in this process
 
 
 def detect_changepoints(values, *, min_size: int | None = None, penalty: float | None = None,
@@ -64,8 +74,9 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     ``min_size``: shortest segment, in iterations (default ``MIN_SIZE`` = 5).
     ``penalty``: cost of one more change point in kernel-cost units, before the dependence
     factor (default ``PENALTY_FACTOR * log(n)``).
-    ``engine``: "numba" (compiled.py), "numpy" (reference.py, same results, 3-10x slower) or
-    "auto": numba when it imports and TRACEGEN_NO_JIT is not 1, else numpy.
+    ``engine``: "numba" (compiled.py), "numpy" (reference.py: the same change points, 2-9x
+    slower) or "auto": numpy until this process has spent ``LOAD_BUDGET_S`` in it, then numba
+    (when it imports and TRACEGEN_NO_JIT is not 1).
     Non-finite values are replaced by the previous finite one (they carry no evidence).
     """
     if engine not in ("auto", "numba", "numpy"):
@@ -76,12 +87,17 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     if n < 2 * min_size:
         return []
     base = PENALTY_FACTOR * math.log(n) if penalty is None else float(penalty)
-    fast = None if engine == "numpy" else _compiled_module(required=engine == "numba")
+    global _numpy_seconds
+    fast = None
+    if engine == "numba" or (engine == "auto" and (_compiled or _numpy_seconds >= LOAD_BUDGET_S)):
+        fast = _compiled_module(required=engine == "numba")
     if fast is None:
+        start = time.perf_counter()
         bounds = reference.detect(y, min_size, base)
+        _numpy_seconds += time.perf_counter() - start
     else:
         pair_i, pair_j = _pairs(n)
-        bounds = fast.detect(y, min_size, base, kernel_table(), pair_i, pair_j,
+        bounds = fast.detect(y, np.argsort(y), min_size, base, kernel_table(), pair_i, pair_j,
                              reference.MAX_RHO, reference.SHORT_LOG, reference.SHORT_Z)
     return [int(b) for b in bounds[1:-1]]
 

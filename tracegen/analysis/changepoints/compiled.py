@@ -59,10 +59,10 @@ def _ndtri(p):
 
 
 @jit
-def normal_scores(y):
-    """Normal quantiles of the average ranks of y."""
+def normal_scores(y, order):
+    """Normal quantiles of the average ranks of y; ``order`` = np.argsort(y) (numpy's sort is
+    several times faster than numba's on long traces)."""
     n = y.size
-    order = np.argsort(y)
     out = np.empty(n)
     i = 0
     while i < n:
@@ -102,10 +102,11 @@ def bandwidth(y, pair_i, pair_j):
 
 
 @jit
-def bin_codes(y, s, table):
+def bin_codes(y, order, s, table):
     """(codes, K): each value's occupied-bin index and the kernel between occupied bins."""
     top = table.shape[0] - 1
-    med = np.median(y)
+    h = y.size // 2
+    med = y[order[h]] if y.size % 2 else (y[order[h - 1]] + y[order[h]]) / 2.0
     raw = np.empty(y.size, dtype=np.int64)
     used = np.zeros(top + 1, dtype=np.int64)
     for i in range(y.size):
@@ -388,12 +389,42 @@ def _apart(su, mu, iu, sv, mv, iv, positive):
 
 
 @jit
-def merge_invisible(y, bounds):
+def _sorted_segments(y, bounds, order):
+    """The values of each segment, sorted, from one pass over the trace's sort order."""
+    seg = np.empty(y.size, dtype=np.int64)
+    for k in range(bounds.size - 1):
+        seg[bounds[k]:bounds[k + 1]] = k
+    fill = bounds[:-1].copy()
+    flat = np.empty(y.size)
+    for i in order:
+        k = seg[i]
+        flat[fill[k]] = y[i]
+        fill[k] += 1
+    return [flat[bounds[k]:bounds[k + 1]] for k in range(bounds.size - 1)]
+
+
+@jit
+def _merged(u, v):
+    out = np.empty(u.size + v.size)
+    i = j = 0
+    for k in range(out.size):
+        if j >= v.size or (i < u.size and u[i] <= v[j]):
+            out[k] = u[i]
+            i += 1
+        else:
+            out[k] = v[j]
+            j += 1
+    return out
+
+
+@jit
+def merge_invisible(y, bounds, order):
+    """visible.merge_invisible; ``order`` = np.argsort(y)."""
     b = list(bounds)
     if len(b) <= 2:
         return bounds.copy()
     positive = y.min() > 0
-    sorted_ = [np.sort(y[b[k]:b[k + 1]]) for k in range(len(b) - 1)]
+    sorted_ = _sorted_segments(y, bounds, order)
     med = [_quantile(s, 0.5) for s in sorted_]
     iqr = [_quantile(s, 0.75) - _quantile(s, 0.25) for s in sorted_]
     gap = [_apart(sorted_[k], med[k], iqr[k], sorted_[k + 1], med[k + 1], iqr[k + 1], positive)
@@ -406,7 +437,7 @@ def merge_invisible(y, bounds):
         if gap[j] >= MIN_DISTANCE:
             break
         b.pop(j + 1)
-        s = np.sort(y[b[j]:b[j + 1]])
+        s = _merged(sorted_[j], sorted_[j + 1])
         sorted_[j] = s
         med[j] = _quantile(s, 0.5)
         iqr[j] = _quantile(s, 0.75) - _quantile(s, 0.25)
@@ -424,18 +455,19 @@ def merge_invisible(y, bounds):
 # --- the pipeline ---------------------------------------------------------------------------
 
 @jit
-def detect(y, min_size, base, table, pair_i, pair_j, max_rho, short_log, short_z):
-    """Boundaries (0 and n included) of the change points of a finite trace y; see
+def detect(y, order, min_size, base, table, pair_i, pair_j, max_rho, short_log, short_z):
+    """Boundaries (0 and n included) of the change points of a finite trace y, whose
+    np.argsort is ``order``; see
     ``tracegen.analysis.changepoints.detect_changepoints`` for the steps."""
     n = y.size
     none = np.array([0, n], dtype=np.int64)
     s = bandwidth(y, pair_i, pair_j)
     if s <= 0:
         return none
-    codes, K = bin_codes(y, s, table)
+    codes, K = bin_codes(y, order, s, table)
     if K.shape[0] <= 1:
         return none
-    scores = normal_scores(y)
+    scores = normal_scores(y, order)
     cand = candidates(scores, min_size)
     grid = np.empty(cand.size + 2, dtype=np.int64)
     grid[0], grid[-1] = 0, n
@@ -447,4 +479,4 @@ def detect(y, min_size, base, table, pair_i, pair_j, max_rho, short_log, short_z
         bounds = optimal_partition(Q, grid, base * factor, min_size)
     bounds = refine(codes, K, bounds, min_size, grid)
     bounds = short_edges(scores, bounds, grid, min_size, factor, short_log, short_z)
-    return merge_invisible(y, bounds)
+    return merge_invisible(y, bounds, order)
