@@ -27,6 +27,7 @@ _HINTS: dict[str, tuple[str, str]] = {
     "cupy": ("pip install cupy-cuda12x (or cupy-cuda13x, to match the CUDA driver)",
              "device pre/postprocessing (--preprocess device)"),
     "cv2": ("pip install opencv-python-headless", "fast host preprocessing"),
+    "numba": ("pip install numba", "the compiled change-point engine (engine='numba')"),
 }
 
 

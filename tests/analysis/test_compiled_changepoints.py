@@ -84,3 +84,30 @@ def test_auto_runs_numpy_until_its_time_would_have_paid_for_loading_numba(monkey
     spent = cp._numpy_seconds
     detect_changepoints(values)
     assert cp._numpy_seconds == spent  # and used from then on
+
+
+def test_without_numba_auto_warns_once_and_numba_is_a_one_line_error(monkeypatch, caplog):
+    import importlib
+
+    import tracegen.analysis.changepoints as cp
+    from tracegen.errors import MissingDependency
+
+    real = importlib.import_module
+
+    def import_module(name, *args, **kwargs):
+        if name == "numba":
+            raise ImportError("No module named 'numba'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)  # what tracegen.optional.require calls
+    monkeypatch.setattr(cp, "_compiled", None)
+    monkeypatch.setattr(cp, "LOAD_BUDGET_S", 0.0)
+    values = np.r_[np.ones(100), np.full(100, 3.0)] + np.random.default_rng(0).normal(0, 0.1, 200)
+    with caplog.at_level("WARNING"):
+        assert detect_changepoints(values) == [100]  # numpy, the same result
+        assert detect_changepoints(values) == [100]
+    warnings = [r for r in caplog.records if "numba" in r.getMessage()]
+    assert len(warnings) == 1 and "pip install numba" in warnings[0].getMessage()
+    monkeypatch.setattr(cp, "_compiled", None)
+    with pytest.raises(MissingDependency, match="pip install numba"):
+        detect_changepoints(values, engine="numba")
