@@ -111,3 +111,17 @@ def test_without_numba_auto_warns_once_and_numba_is_a_one_line_error(monkeypatch
     monkeypatch.setattr(cp, "_compiled", None)
     with pytest.raises(MissingDependency, match="pip install numba"):
         detect_changepoints(values, engine="numba")
+
+
+def test_a_cold_numba_cache_is_announced(monkeypatch, tmp_path, caplog):
+    import tracegen.analysis.changepoints as cp
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not cp._compiled_cache_exists()
+    monkeypatch.setattr(cp, "_compiled", None)
+    with caplog.at_level("WARNING"):
+        cp._compiled_module(required=True)  # the module is already imported here: nothing compiles
+    assert any("compiling the change-point engine" in r.getMessage() for r in caplog.records)
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    detect_changepoints(np.arange(50.0), engine="numba")  # compiled (or loaded) into __pycache__
+    assert cp._compiled_cache_exists()

@@ -38,7 +38,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -113,6 +115,9 @@ def _compiled_module(required: bool = False):
     if _compiled is None:
         try:
             require("numba")
+            if not _compiled_cache_exists():
+                log.warning("compiling the change-point engine with numba: once after an install or an "
+                            "upgrade, about 20 s on 2 cores (set %s=1 to stay on numpy)", NO_JIT_ENV)
             from tracegen.analysis.changepoints import compiled
         except MissingDependency as exc:
             if required:
@@ -122,6 +127,16 @@ def _compiled_module(required: bool = False):
             compiled = False
         _compiled = compiled
     return _compiled or None
+
+
+def _compiled_cache_exists() -> bool:
+    """Whether numba's on-disk cache holds the pipeline (its index file beside compiled.py, or
+    any index under NUMBA_CACHE_DIR when that is set), judged without importing numba."""
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}.nbi"
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    if custom:
+        return any(Path(custom).rglob(f"compiled.detect-*.{tag}"))
+    return any((Path(__file__).parent / "__pycache__").glob(f"compiled.detect-*.{tag}"))
 
 
 _PAIRS: dict[int, tuple] = {}
