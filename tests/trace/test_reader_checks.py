@@ -14,7 +14,7 @@ import pytest
 from tracegen.errors import TraceError
 from tracegen.trace import schema as S
 from tracegen.trace.liveness import HEARTBEAT, Heartbeat, process_facts, writer_alive
-from tracegen.trace.reader import read_run, require_measurements, run_state
+from tracegen.trace.reader import measured_iterations, read_run, require_measurements, run_state
 from tracegen.trace.writer import RunWriter, create_run_dir
 
 from tests.trace.test_files import _steps, _variants
@@ -122,3 +122,17 @@ def test_zero_measured_iterations_is_an_error(tmp_path):
     run = read_run(_run_dir(tmp_path, steps=_steps(0, range(2)), finish=True))  # both are warm-up
     with pytest.raises(TraceError, match="no measured iterations"):
         require_measurements(run)
+
+
+def test_measured_iterations_from_the_streamed_frame_equal_those_from_the_steps(tmp_path):
+    from tracegen.report.iterations import read_iterations
+
+    d = _run_dir(tmp_path, steps=_steps(0, range(6)), finish=True)
+    run = read_run(d)
+    streamed, iters = read_iterations(d)
+    assert streamed.steps.height == 0  # analyze and report never hold the steps whole
+    assert measured_iterations(streamed, iters) == measured_iterations(run) > 0
+    assert run_state(streamed, iters) == run_state(run)
+    warm_only = read_iterations(_run_dir(tmp_path / "w", steps=_steps(0, range(2)), finish=True))
+    with pytest.raises(TraceError, match=r"no measured iterations \(2 warm-up"):
+        require_measurements(*warm_only)

@@ -31,12 +31,13 @@ def analyze(run_dir, as_json, budget_ms, fail_on) -> None:
 
     from tracegen.analysis.findings import SEVERITY_ORDER, analyze as analyze_run
     from tracegen.errors import TraceError
-    from tracegen.trace.reader import read_run, require_measurements, run_state
+    from tracegen.report.iterations import read_iterations
+    from tracegen.trace.reader import require_measurements, run_state
 
-    run = read_run(run_dir)
-    require_measurements(run)
-    result = analyze_run(run, budget_ms=budget_ms)
-    state = run_state(run)
+    run, iters = read_iterations(run_dir)  # as the report: the steps streamed, never whole in memory
+    require_measurements(run, iters)
+    result = analyze_run(run, budget_ms=budget_ms, iters=iters)
+    state = run_state(run, iters)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), "run": state}, indent=2, default=str))
     else:

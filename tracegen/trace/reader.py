@@ -238,19 +238,26 @@ def _settle_status(run_dir: Path, manifest: dict, variants: pl.DataFrame, steps:
     return manifest, variants
 
 
-def measured_iterations(run: Run) -> int:
+def measured_iterations(run: Run, iters: pl.DataFrame | None = None) -> int:
+    """Iterations past warm-up, from ``iters`` (one row per iteration, as
+    ``report.iterations.read_iterations`` gives it, when the steps were streamed) or the steps."""
+    if iters is not None:
+        return int((~iters["warmup"]).sum()) if iters.height else 0
     return int(run.steps.filter(~pl.col("warmup")).select("variant_id", "iteration").n_unique()) if run.steps.height else 0
 
 
-def require_measurements(run: Run) -> None:
+def require_measurements(run: Run, iters: pl.DataFrame | None = None) -> None:
     """Analysis of a run without one measured iteration would say "no findings": refuse it."""
-    if measured_iterations(run) == 0:
-        warm = int(run.steps.select("variant_id", "iteration").n_unique()) if run.steps.height else 0
+    if measured_iterations(run, iters) == 0:
+        if iters is not None:
+            warm = iters.height
+        else:
+            warm = int(run.steps.select("variant_id", "iteration").n_unique()) if run.steps.height else 0
         raise TraceError(f"run {run.id} has no measured iterations ({warm} warm-up iterations recorded, status "
                          f"{run.status})", "run more --iterations, or let the run get past its warm-up")
 
 
-def run_state(run: Run) -> dict[str, Any]:
+def run_state(run: Run, iters: pl.DataFrame | None = None) -> dict[str, Any]:
     """Status of a run for machine-readable output: is it complete, and if not, how far it got."""
     v = run.variants
     done = int((v["status"] == "complete").sum())
@@ -262,5 +269,5 @@ def run_state(run: Run) -> dict[str, Any]:
     else:
         note = f"{run.manifest.get('error') or run.status}; {done} of {v.height} variants complete"
     return {"status": run.status, "complete": complete, "error": run.manifest.get("error"), "note": note,
-            "variants_complete": done, "variants_planned": v.height, "measured_iterations": measured_iterations(run),
+            "variants_complete": done, "variants_planned": v.height, "measured_iterations": measured_iterations(run, iters),
             "resumed": run.manifest.get("resumed", [])}
