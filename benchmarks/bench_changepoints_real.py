@@ -10,7 +10,10 @@ covering, against every annotator):
 * ``cpu-seed1``: 16 more traces of the same kind, another random schedule (--seed 1);
 * ``gpu``: torch on an NVIDIA H200 with the idle gap changed at known iterations, host and
   GPU time per iteration (tests/analysis/data/gpu, recorded by the lead; --gpu names another
-  folder of the same format).
+  folder of the same format);
+* ``gpu-runs``: tracegen runs on the H200 with random ``--schedule`` gaps, every pacing and
+  launch mode (tests/analysis/data/gpu-runs, record_scheduled_runs.py; --runs names another
+  folder of runs).
 
 Methods:
 
@@ -45,7 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.analysis.cp_real import DATA, FIXTURES, covering, f_measure, held_out, load_gpu, load_json_set, load_recorded  # noqa: E402
+from tests.analysis.cp_real import DATA, FIXTURES, covering, f_measure, held_out, load_gpu, load_json_set, load_recorded, load_runs  # noqa: E402
 from tracegen.analysis import detect_changepoints  # noqa: E402
 
 
@@ -110,7 +113,7 @@ METHODS = {
 }
 
 
-def load_sets(names, gpu: Path | None, cpu: Path | None = None):
+def load_sets(names, gpu: Path | None, cpu: Path | None = None, runs: Path | None = None):
     sets = {}
     for name in names:
         if name in ("tcpd", "rtt"):
@@ -125,6 +128,8 @@ def load_sets(names, gpu: Path | None, cpu: Path | None = None):
             sets[name] = load_recorded(FIXTURES / "cpu-seed1")
         elif name == "gpu":
             sets[name] = load_gpu(gpu or FIXTURES / "gpu")
+        elif name == "gpu-runs":
+            sets[name] = load_runs(runs or FIXTURES / "gpu-runs")
     return sets
 
 
@@ -166,6 +171,7 @@ def main(argv=None) -> int:
                    help="all series, the development half, the held-out half, or all and held-out (default)")
     p.add_argument("--gpu", type=Path, help="folder of GPU recordings (truth.json + CSV), default tests/analysis/data/gpu")
     p.add_argument("--cpu", type=Path, help="folder of CPU recordings (record_cpu_changes.py), default tests/analysis/data/cpu")
+    p.add_argument("--runs", type=Path, help="folder of tracegen runs recorded with --schedule, default tests/analysis/data/gpu-runs")
     p.add_argument("--per-series", action="store_true", help="also print F1/covering per series")
     args = p.parse_args(argv)
     methods = args.methods.split(",")
@@ -175,7 +181,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         METHODS[m](warm)
         print(f"first call of {m}: {time.perf_counter() - t0:.3f} s", file=sys.stderr)
-    for name, series in load_sets(names, args.gpu, args.cpu).items():
+    for name, series in load_sets(names, args.gpu, args.cpu, args.runs).items():
         dev, held = held_out(series)
         parts = {"all": [("all", series)], "dev": [("development half", dev)],
                  "held-out": [("held-out half", held)],

@@ -123,3 +123,30 @@ def held_out(series: list[Series]) -> tuple[list[Series], list[Series]]:
     """(development, held-out) halves: every other series by name, so both halves span each set."""
     ordered = sorted(series, key=lambda s: s.name)
     return ordered[0::2], ordered[1::2]
+
+
+def load_runs(folder: Path) -> list[Series]:
+    """tracegen runs recorded with ``--schedule`` (benchmarks/record_scheduled_runs.py): per
+    variant its measured latency (ms) and, where timed, its GPU inference time, as series; the
+    truth is the change points the runner wrote into ``manifest.arrivals``, counted from the
+    first measured iteration."""
+    from tracegen.report.iterations import read_iterations
+
+    out = []
+    for manifest in sorted(Path(folder).glob("*/manifest.json")):
+        run, iters = read_iterations(manifest.parent)
+        for arrival in run.manifest.get("arrivals") or []:
+            schedule = arrival.get("schedule")
+            if not schedule:
+                continue
+            vid = arrival["variant_id"]
+            rows = iters.filter((iters["variant_id"] == vid) & ~iters["warmup"]).sort("iteration")
+            if rows.height == 0:
+                continue
+            first = int(rows["iteration"][0])
+            truth = (tuple(int(c) - first for c in schedule["change_points"] if 0 < int(c) - first < rows.height),)
+            name = f"{run.id}-v{vid}"
+            out.append(Series(f"{name}-host", rows["latency_ns"].to_numpy() / 1e6, truth))
+            if "infer_gpu_ns" in rows.columns and rows["infer_gpu_ns"].null_count() == 0:
+                out.append(Series(f"{name}-gpu", rows["infer_gpu_ns"].to_numpy() / 1e6, truth))
+    return out

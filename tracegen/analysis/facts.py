@@ -177,6 +177,28 @@ def gap_label(r: dict) -> str:
     return f"{r['idle_ms']:g} ms {r['pacing']} gap"
 
 
+def schedule_of(f: Facts, vid: int) -> dict | None:
+    """The gap schedule of a ``--schedule`` variant as the runner recorded it (spec, segments
+    with their start iteration, change points as iteration numbers), else None."""
+    for a in f.manifest.get("arrivals") or []:
+        if a.get("variant_id") == vid and a.get("schedule"):
+            return a["schedule"]
+    return None
+
+
+def median_by_gap(f: Facts, vid: int, schedule: dict) -> dict[float, float]:
+    """Median latency (ms) of a scheduled variant's measured iterations per scheduled gap."""
+    m = measured(f.iters, vid)
+    numbers, y = m["iteration"].to_numpy(), m["latency_ns"].to_numpy() / 1e6
+    out: dict[float, list] = {}
+    for seg in schedule["segments"]:
+        lo = int(seg["start_iteration"])
+        inside = (numbers >= lo) & (numbers < lo + int(seg["iterations"]))
+        out.setdefault(float(seg["gap_ms"]), []).append(y[inside])
+    return {gap: float(np.median(np.concatenate(parts))) for gap, parts in sorted(out.items())
+            if sum(p.size for p in parts)}
+
+
 def per_variant(fn: Callable[[Any, int], Any]) -> Callable[[Any, int], Any]:
     """Compute ``fn(f, vid)`` once per Facts and variant: the rules ask for the same variant's
     tiers and gap penalty many times (9 and 7 times on an idle run), each a pass over its

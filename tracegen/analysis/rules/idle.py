@@ -14,10 +14,12 @@ from tracegen.analysis.facts import (
     gap_label,
     iteration_numbers,
     max_sm_clock,
+    median_by_gap,
     name,
     nsys_hint,
     paced_ids,
     row,
+    schedule_of,
     stat,
 )
 from tracegen.analysis.mitigations import advise, busy_wait, keepalive
@@ -70,8 +72,12 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
     v = V.verdict_of(f, vid)
     levels = " -> ".join(ms_text(x) for x in t["levels_ms"])
     shape = "alternates between" if t["switch_rate"] > 0.25 else "moves through"
-    summary = (f"With a {gap_label(r)} before each inference ({r['name']}), latency {shape} "
-               f"{len(t['levels_ms'])} tiers: {levels}. The slowest tier is {t['ratio_high_low']:.2f}x the fastest")
+    schedule = schedule_of(f, vid)
+    by_gap = median_by_gap(f, vid, schedule) if schedule else {}
+    lead = (f"With the gaps of the schedule {schedule['spec']} ({r['pacing']}; {r['name']})" if schedule
+            else f"With a {gap_label(r)} before each inference ({r['name']})")
+    summary = (f"{lead}, latency {shape} {len(t['levels_ms'])} tiers: {levels}. The slowest tier is "
+               f"{t['ratio_high_low']:.2f}x the fastest")
     if t["baseline_ms"]:
         summary += f" and {t['ratio_to_baseline']:.2f}x the continuous baseline ({ms_text(t['baseline_ms'])})"
     if t["onset_iteration"] is not None:
@@ -82,6 +88,9 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
     else:
         summary += (f"; the slow iterations ({pct_text(t['slower_share'])}) are at iterations "
                     f"{fmt_ranges(t['slow_ranges'])}.")
+    if by_gap:
+        summary += " Median latency by scheduled gap: " + ", ".join(
+            f"{gap:g} ms: {ms_text(ms)}" for gap, ms in by_gap.items()) + "."
     if len(tfs) > 1:
         summary += f" {len(tfs)} paced variants show tiers."
     if v is not None:
@@ -97,7 +106,8 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
         fast_hint = f"iterations {int(numbers[0])}-{max(int(numbers[0]), first[0] - 1)} of the same range (fast tier)"
     return Finding(
         id="idle-delay-tiers", severity=severity,
-        title=f"Latency tiers after a {r['idle_ms']:g} ms gap: {ms_text(t['low_ms'])} -> {ms_text(t['high_ms'])} ({ratio:.2f}x)",
+        title=(f"Latency tiers under the gap schedule {schedule['spec']}" if schedule else
+               f"Latency tiers after a {r['idle_ms']:g} ms gap") + f": {ms_text(t['low_ms'])} -> {ms_text(t['high_ms'])} ({ratio:.2f}x)",
         summary=summary,
         evidence={"gap_ms": r["idle_ms"], "pacing": r["pacing"], "levels_ms": t["levels_ms"],
                   "shares": t["shares"], "slowest_ms": t["high_ms"], "fastest_ms": t["low_ms"],
@@ -106,7 +116,9 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
                   "settle_iteration": t["settle_iteration"], "slower_share": t["slower_share"],
                   "dominant_step": (case or {}).get("decomposition", {}).get("dominant_step"),
                   "threshold": f"slowest tier >= {X.TIER_RATIO}x the fastest and the baseline; critical from {TIER_CRITICAL}x",
-                  "per_variant": _per_variant_tiers(f, tfs)},
+                  "per_variant": _per_variant_tiers(f, tfs),
+                  **({"schedule": schedule["spec"], "median_ms_by_gap": {f"{gap:g}": ms for gap, ms in by_gap.items()}}
+                     if schedule else {})},
         variants=tuple(dict.fromkeys(variants)), iterations=t["slow_ranges"], mitigations=tuple(_idle_mitigations(f, v)),
         nsys_hint=nsys_hint(f, vid, t["slow_ranges"][:2], X.focus_steps(case), compare=fast_hint),
         chart="latency_trace")

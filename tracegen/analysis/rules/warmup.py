@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from tracegen.analysis.attribution import measured
-from tracegen.analysis.facts import Facts, continuous_ids, name, nsys_hint, paced_ids, row
+from tracegen.analysis.facts import Facts, continuous_ids, name, nsys_hint, paced_ids, row, schedule_of
 from tracegen.analysis.mitigations import advise
 from tracegen.analysis.model import Finding
 from tracegen.analysis.registry import finding_kind
@@ -20,20 +20,33 @@ WARMUP_MAX_FRACTION = 1 / 3  # ... and it ends within the first third of the mea
 WARMUP_SPIKE = 1.5  # or the first >= 2 measured iterations are each >= 1.5 x the median ...
 WARMUP_FIRST = 2.0  # or the first one alone is >= 2 x the median
 MIN_WARMUP_POINTS = 10  # measured iterations needed to judge the warm-up
+#: A change point within this many iterations before a scheduled gap change (``--schedule``) is
+#: the schedule's, not the end of warm-up (GPU clocks take 10 or so iterations to follow a gap).
+SCHEDULED_MARGIN = 20
 
 
 def warmup_excess(f: Facts, vid: int) -> dict[str, Any] | None:
     """Slow first measured iterations of a variant (>= MIN_WARMUP_POINTS measured): the first
     change point c lies within the first third and median(first c) >= WARMUP_RATIO (1.10) x
     median(rest); or the first >= 2 measured iterations are each >= WARMUP_SPIKE (1.5) x the
-    median; or the first alone is >= WARMUP_FIRST (2) x the median."""
+    median; or the first alone is >= WARMUP_FIRST (2) x the median. A scheduled variant is
+    judged on its first scheduled segment alone (a change point within SCHEDULED_MARGIN of its
+    end is the schedule's)."""
     m = measured(f.iters, vid)
     if m.height < MIN_WARMUP_POINTS:
         return None
+    numbers = m["iteration"].to_numpy()
     y = m["latency_ns"].cast(pl.Float64).to_numpy() / NS_PER_MS
+    schedule = schedule_of(f, vid)
+    if schedule and schedule["change_points"]:
+        # judged inside the first scheduled segment: later segments differ by design
+        end = int(np.searchsorted(numbers, int(schedule["change_points"][0])))
+        y, numbers = y[:end], numbers[:end]
+        if y.size < MIN_WARMUP_POINTS:
+            return None
     med = float(np.median(y))
     count = None
-    cps = [c for c in f.changepoints.get(vid, []) if 0 < c < y.size]
+    cps = [c for c in f.changepoints.get(vid, []) if 0 < c < y.size - SCHEDULED_MARGIN * bool(schedule)]
     if cps and cps[0] <= WARMUP_MAX_FRACTION * y.size:
         c = cps[0]
         if np.median(y[:c]) >= WARMUP_RATIO * np.median(y[c:]):
@@ -47,7 +60,6 @@ def warmup_excess(f: Facts, vid: int) -> dict[str, Any] | None:
             count = 1
     if count is None:
         return None
-    numbers = m["iteration"].to_numpy()
     rest = float(np.median(y[count:]))
     if rest <= 0:  # no measurable steady time (e.g. an import with zero durations): no ratio to give
         return None
