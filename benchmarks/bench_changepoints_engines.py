@@ -18,13 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_changepoints import median_seconds  # noqa: E402
 
 FIRST_CALL = """
 import time, numpy as np
@@ -49,15 +50,6 @@ def trace(n: int) -> np.ndarray:
     y = np.r_[rng.lognormal(1.0, 0.05, n // 2), rng.lognormal(1.2, 0.05, n - n // 2)]
     y[rng.choice(n, n // 100, replace=False)] *= 10
     return y
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv=None) -> int:

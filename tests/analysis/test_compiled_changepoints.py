@@ -26,7 +26,10 @@ def _real_sets():
     return [(f"{name}/{s.name}", s.values) for name, series in sets for s in series]
 
 
-@pytest.mark.parametrize("label,values", _real_sets(), ids=[label for label, _ in _real_sets()])
+REAL = _real_sets()
+
+
+@pytest.mark.parametrize("label,values", REAL, ids=[label for label, _ in REAL])
 def test_same_change_points_on_real_series(label, values):
     fast, ref = both(values)
     assert fast == ref

@@ -189,7 +189,7 @@ def schedule_of(f: Facts, vid: int) -> dict | None:
 def median_by_gap(f: Facts, vid: int, schedule: dict) -> dict[float, float]:
     """Median latency (ms) of a scheduled variant's measured iterations per scheduled gap."""
     m = measured(f.iters, vid)
-    numbers, y = m["iteration"].to_numpy(), m["latency_ns"].to_numpy() / 1e6
+    numbers, y = m["iteration"].to_numpy(), m["latency_ns"].to_numpy() / NS_PER_MS
     out: dict[float, list] = {}
     for seg in schedule["segments"]:
         lo = int(seg["start_iteration"])

@@ -22,8 +22,8 @@ found with the plain penalty; the factor is capped at ``(1 + MAX_RHO) / (1 - MAX
 because beyond that the trace is a drift, whose real turns the correction would erase.
 
 Two implementations of the same steps: reference.py chains the numpy modules above, and
-compiled.py runs them as one numba-compiled call (a short trace costs a sixth as much, a
-10^6-point one 0.6x). The compiled code is built once after an install (about 20 s) and read
+compiled.py runs them as one numba-compiled call (7-10x faster on 10^3-10^4 points, 1.7x on
+10^6: benchmarks/bench_changepoints_engines.py). The compiled code is built once after an install (about 20 s) and read
 from numba's cache after that, which still costs about 0.5 s per process, more than a report of
 a few runs spends in change points; so ``engine="auto"`` starts with numpy and loads numba only
 once numpy has taken LOAD_BUDGET_S. tests/analysis/test_compiled_changepoints.py holds the two
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.analysis.changepoints import reference
-from tracegen.analysis.changepoints.kernel import PAIRS, SMALL, kernel_table
+from tracegen.analysis.changepoints.kernel import kernel_table, sampled_pairs
 from tracegen.analysis.changepoints.reference import normal_scores
 from tracegen.errors import MissingDependency
 from tracegen.optional import require
@@ -66,6 +66,7 @@ LOAD_BUDGET_S = 0.5
 __all__ = ["MIN_SIZE", "all_finite", "as_array", "detect_changepoints", "noise_scale", "normal_scores", "to_log"]
 
 log = logging.getLogger(__name__)
+_NO_PAIRS = np.empty(0, dtype=np.int64)  # compiled.bandwidth: all pairs
 _compiled = None  # the compiled module once loaded, False when numba did not import
 _numpy_seconds = 0.0  # time engine="auto" has spent in the numpy pipeline in this process
 
@@ -78,8 +79,8 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
     ``min_size``: shortest segment, in iterations (default ``MIN_SIZE`` = 5).
     ``penalty``: cost of one more change point in kernel-cost units, before the dependence
     factor (default ``PENALTY_FACTOR * log(n)``).
-    ``engine``: "numba" (compiled.py), "numpy" (reference.py: the same change points, 2-9x
-    slower) or "auto": numpy until this process has spent ``LOAD_BUDGET_S`` in it, then numba
+    ``engine``: "numba" (compiled.py), "numpy" (reference.py: the same change points, up to
+    10x slower) or "auto": numpy until this process has spent ``LOAD_BUDGET_S`` in it, then numba
     (when it imports and TRACEGEN_NO_JIT is not 1).
     Non-finite values are replaced by the previous finite one (they carry no evidence).
     """
@@ -100,7 +101,8 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
         bounds = reference.detect(y, min_size, base)
         _numpy_seconds += time.perf_counter() - start
     else:
-        pair_i, pair_j = _pairs(n)
+        pairs = sampled_pairs(n)
+        pair_i, pair_j = (_NO_PAIRS, _NO_PAIRS) if pairs is None else pairs
         bounds = fast.detect(y, np.argsort(y), min_size, base, kernel_table(), pair_i, pair_j,
                              reference.MAX_RHO, reference.SHORT_LOG, reference.SHORT_Z)
     return [int(b) for b in bounds[1:-1]]
@@ -122,8 +124,8 @@ def _compiled_module(required: bool = False):
         except MissingDependency as exc:
             if required:
                 raise
-            log.warning("%s: change points stay on the numpy path (the same results, 2-9x slower on short "
-                        "traces); %s", exc.problem, exc.fix)
+            log.warning("%s: change points stay on the numpy path (the same results, up to 10x slower on "
+                        "short traces); %s", exc.problem, exc.fix)
             compiled = False
         _compiled = compiled
     return _compiled or None
@@ -137,20 +139,3 @@ def _compiled_cache_exists() -> bool:
     if custom:
         return any(Path(custom).rglob(f"compiled.detect-*.{tag}"))
     return any((Path(__file__).parent / "__pycache__").glob(f"compiled.detect-*.{tag}"))
-
-
-_PAIRS: dict[int, tuple] = {}
-
-
-def _pairs(n: int):
-    """kernel.bandwidth's sampled pairs for a trace of n values (none: all pairs when short)."""
-    if n not in _PAIRS:
-        if n <= SMALL:
-            empty = np.empty(0, dtype=np.int64)
-            _PAIRS[n] = (empty, empty)
-        else:
-            rng = np.random.default_rng(0)
-            _PAIRS[n] = (rng.integers(0, n, PAIRS), rng.integers(0, n, PAIRS))
-        if len(_PAIRS) > 64:
-            _PAIRS.pop(next(iter(_PAIRS)))
-    return _PAIRS[n]

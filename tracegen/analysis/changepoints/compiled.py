@@ -138,11 +138,6 @@ def _counts(codes, bins, a, b):
 
 
 @jit
-def _quad(c, K):
-    return c @ (K @ c)
-
-
-@jit
 def cost_terms(codes, K, grid):
     """Q = P K P' for the prefix counts P at the grid positions (kernel.KernelCost.matrix)."""
     bins = K.shape[0]

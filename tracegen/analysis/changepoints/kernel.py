@@ -18,6 +18,8 @@ bins) instead of the O(n^2) kernel matrix an exact kernel method needs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: Bins per bandwidth (the kernel changes by under 3 % of its peak across one bin).
@@ -42,16 +44,23 @@ def kernel_table() -> np.ndarray:
     return _TABLE
 
 
+@functools.lru_cache(maxsize=64)
+def sampled_pairs(n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The index pairs the median heuristic samples for a trace of n values (``PAIRS``
+    pairs, fixed seed), or None up to ``SMALL`` values, where it takes all pairs. Shared by
+    both engines; the arrays are cached, so callers must not change them."""
+    if n <= SMALL:
+        return None
+    rng = np.random.default_rng(0)
+    return rng.integers(0, n, PAIRS), rng.integers(0, n, PAIRS)
+
+
 def bandwidth(y: np.ndarray) -> float:
     """Median distance between two values of ``y`` (all pairs when short, else ``PAIRS``
     pairs drawn with a fixed seed, so the result is reproducible); the
     median of the non-zero distances when most values are equal; 0 when all are."""
-    n = y.size
-    if n <= SMALL:
-        i, j = np.triu_indices(n, 1)
-    else:
-        rng = np.random.default_rng(0)
-        i, j = rng.integers(0, n, PAIRS), rng.integers(0, n, PAIRS)
+    pairs = sampled_pairs(y.size)
+    i, j = np.triu_indices(y.size, 1) if pairs is None else pairs
     d = np.abs(y[i] - y[j])
     s = float(np.median(d))
     if s > 0:
