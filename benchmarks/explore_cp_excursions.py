@@ -93,7 +93,7 @@ def detect(y, zlim, use_f, short_log, min_size=5, k=None, edge=1):
     grid = np.r_[0, candidates(scores, min_size), n]
     C = cost.matrix(grid, min_size)
     bounds = optimal_partition(C, grid, base)
-    factor = R.dependence_factor(scores, bounds)
+    factor = R.dependence_factor(scores, bounds, min_size)
     if factor > 1.0: bounds = optimal_partition(C, grid, base * factor)
     bounds = refine(cost, bounds, min_size, grid)
     bounds = R.short_edges(scores, bounds, grid, min_size, factor)

@@ -17,9 +17,12 @@ How (each step in its own module):
 
 Dependence: latency noise is serially correlated (a slow phase lasts a few iterations), which
 inflates the evidence for a change by the long-run variance factor (1 + rho) / (1 - rho) of an
-AR(1). rho is the lag-1 autocorrelation of the normal scores about the means of the segments
-found with the plain penalty; the factor is capped at ``(1 + MAX_RHO) / (1 - MAX_RHO)`` = 4,
-because beyond that the trace is a drift, whose real turns the correction would erase.
+AR(1). rho is the smaller of two estimates (reference.dependence_factor): the lag-1
+autocorrelation of the normal scores about the means of the segments found with the plain
+penalty, which every change that penalty missed inflates, and one from the spread of the
+differences at lag 1 against lags ``min_size`` to ``2 min_size``, which level shifts barely
+move. The factor is capped at ``(1 + MAX_RHO) / (1 - MAX_RHO)`` = 4, because beyond that the
+trace is a drift, whose real turns the correction would erase.
 
 Two implementations of the same steps: reference.py chains the numpy modules above, and
 compiled.py runs them as one numba-compiled call (7-10x faster on 10^3-10^4 points, 1.7x on
@@ -104,7 +107,8 @@ def detect_changepoints(values, *, min_size: int | None = None, penalty: float |
         pairs = sampled_pairs(n)
         pair_i, pair_j = (_NO_PAIRS, _NO_PAIRS) if pairs is None else pairs
         bounds = fast.detect(y, np.argsort(y), min_size, base, kernel_table(), pair_i, pair_j,
-                             reference.MAX_RHO, reference.SHORT_LOG, reference.SHORT_Z)
+                             reference.MAX_RHO, reference.DIFF_SAMPLE, reference.SHORT_LOG,
+                             reference.SHORT_Z)
     return [int(b) for b in bounds[1:-1]]
 
 

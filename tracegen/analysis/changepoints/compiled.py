@@ -1,5 +1,5 @@
 """The change-point pipeline compiled with numba: the same steps as the numpy modules
-(kernel.py, search.py, visible.py and the dependence and edge steps of __init__.py), as one
+(kernel.py, search.py, visible.py and the dependence and edge steps of reference.py), as one
 machine-code call per trace.
 
 Why: the numpy pipeline spends most of a short trace's time in the fixed cost of several
@@ -298,10 +298,20 @@ def candidates(scores, min_size):
     return at[(at >= min_size) & (at <= n - min_size)]
 
 
-# --- dependence and short edges (__init__.py) -----------------------------------------------
+# --- dependence and short edges (reference.py) ----------------------------------------------
 
 @jit
-def dependence_factor(scores, bounds, max_rho):
+def dependence_factor(scores, bounds, min_size, max_rho, diff_sample):
+    rho = residual_rho(scores, bounds)
+    ok, by_differences = difference_rho(scores, min_size, diff_sample)
+    if ok:
+        rho = min(rho, by_differences)
+    rho = min(max(rho, 0.0), max_rho)
+    return (1.0 + rho) / (1.0 - rho)
+
+
+@jit
+def residual_rho(scores, bounds):
     e = scores.copy()
     for k in range(bounds.size - 1):
         a, b = bounds[k], bounds[k + 1]
@@ -314,8 +324,34 @@ def dependence_factor(scores, bounds, max_rho):
         if inside[i]:
             num += e[i] * e[i + 1]
     den = e @ e
-    rho = min(max(num / den if den > 0 else 0.0, 0.0), max_rho)
-    return (1.0 + rho) / (1.0 - rho)
+    return num / den if den > 0 else 0.0
+
+
+@jit
+def difference_rho(scores, min_size, diff_sample):
+    """(defined, rho) as reference.difference_rho (None there is defined=False here); the
+    differences of each lag go into one reused buffer (numpy's temporaries cost more than the
+    medians on a short trace)."""
+    n = scores.size
+    longest = 2 * min_size
+    if n - longest < 2 * min_size:
+        return False, 0.0
+    step = max(1, (n - longest) // diff_sample)
+    count = (n - longest + step - 1) // step
+    buf = np.empty(count)
+    for i in range(count):
+        buf[i] = abs(scores[i * step + 1] - scores[i * step])
+    at_one = np.median(buf)
+    medians = np.empty(longest - min_size + 1)
+    for j in range(medians.size):
+        k = min_size + j
+        for i in range(count):
+            buf[i] = abs(scores[i * step + k] - scores[i * step])
+        medians[j] = np.median(buf)
+    at_lags = np.median(medians)
+    if at_lags <= 0:
+        return False, 0.0
+    return True, 1.0 - (at_one / at_lags) ** 2
 
 
 @jit
@@ -450,7 +486,7 @@ def merge_invisible(y, bounds, order):
 # --- the pipeline ---------------------------------------------------------------------------
 
 @jit
-def detect(y, order, min_size, base, table, pair_i, pair_j, max_rho, short_log, short_z):
+def detect(y, order, min_size, base, table, pair_i, pair_j, max_rho, diff_sample, short_log, short_z):
     """Boundaries (0 and n included) of the change points of a finite trace y, whose
     np.argsort is ``order``; see
     ``tracegen.analysis.changepoints.detect_changepoints`` for the steps."""
@@ -469,7 +505,7 @@ def detect(y, order, min_size, base, table, pair_i, pair_j, max_rho, short_log, 
     grid[1:-1] = cand
     Q = cost_terms(codes, K, grid)
     bounds = optimal_partition(Q, grid, base, min_size)
-    factor = dependence_factor(scores, bounds, max_rho)
+    factor = dependence_factor(scores, bounds, min_size, max_rho, diff_sample)
     if factor > 1.0:
         bounds = optimal_partition(Q, grid, base * factor, min_size)
     bounds = refine(codes, K, bounds, min_size, grid)
