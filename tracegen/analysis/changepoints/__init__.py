@@ -25,7 +25,7 @@ move. The factor is capped at ``(1 + MAX_RHO) / (1 - MAX_RHO)`` = 4, because bey
 trace is a drift, whose real turns the correction would erase.
 
 Two implementations of the same steps: reference.py chains the numpy modules above, and
-compiled.py runs them as one numba-compiled call (7-10x faster on 10^3-10^4 points, 1.7x on
+compiled.py runs them as one numba-compiled call (4-7x faster on 10^3-10^4 points, 1.7x on
 10^6: benchmarks/bench_changepoints_engines.py). The compiled code is built once after an install (about 20 s) and read
 from numba's cache after that, which still costs about 0.5 s per process, more than a report of
 a few runs spends in change points; so ``engine="auto"`` starts with numpy and loads numba only
