@@ -42,18 +42,13 @@ from tracegen.analysis.changepoints.visible import merge_invisible  # noqa: E402
 SETS = ["tcpd", "rtt", "cpu", "cpu-seed1", "gpu", "gpu-runs"]
 
 
-def clipped_factor(rho: float) -> float:
-    rho = min(max(rho, 0.0), R.MAX_RHO)
-    return (1.0 + rho) / (1.0 - rho)
-
-
 def residual_only(scores, bounds, min_size):
-    return clipped_factor(R.residual_rho(scores, bounds))
+    return R.factor_of(R.residual_rho(scores, bounds))
 
 
 def differences_only(scores, bounds, min_size):
     d = R.difference_rho(scores, min_size)
-    return clipped_factor(R.residual_rho(scores, bounds) if d is None else d)
+    return R.factor_of(R.residual_rho(scores, bounds) if d is None else d)
 
 
 def single_lag(lag):
@@ -62,7 +57,7 @@ def single_lag(lag):
         one = np.median(np.abs(np.diff(scores)))
         at = np.median(np.abs(scores[lag:] - scores[:-lag]))
         rho = R.residual_rho(scores, bounds)
-        return clipped_factor(min(rho, 1.0 - (one / at) ** 2) if at > 0 else rho)
+        return R.factor_of(min(rho, 1.0 - (one / at) ** 2) if at > 0 else rho)
     return factor
 
 
@@ -77,7 +72,7 @@ def robust_residuals(scores, bounds, min_size):
     mad = lambda x: float(np.median(np.abs(x - np.median(x))))  # noqa: E731
     u, v = mad((e[1:] + e[:-1])[inside]) ** 2, mad((e[1:] - e[:-1])[inside]) ** 2
     gk = (u - v) / (u + v) if u + v > 0 else 0.0
-    return clipped_factor(min(R.residual_rho(scores, bounds), gk))
+    return R.factor_of(min(R.residual_rho(scores, bounds), gk))
 
 
 def ramp_onsets(y, bounds, min_size, window, quantile=0.9):
@@ -128,8 +123,9 @@ def detect(y, factor=R.dependence_factor, scale="values", min_size=5, onset=None
 
 
 def scores_of(series, method) -> tuple[float, float]:
-    F = [f_measure(s.annotations, method(s, v)) for s, v in series]
-    C = [covering(s.annotations, method(s, v), v.size) for s, v in series]
+    found = [(s, v, method(s, v)) for s, v in series]  # each method runs once per series
+    F = [f_measure(s.annotations, cps) for s, v, cps in found]
+    C = [covering(s.annotations, cps, v.size) for s, v, cps in found]
     return float(np.mean(F)), float(np.mean(C))
 
 

@@ -84,8 +84,11 @@ def dependence_factor(scores: np.ndarray, bounds: np.ndarray, min_size: int) -> 
     the difference estimate by dependence that lasts beyond its lags."""
     rho = residual_rho(scores, bounds)
     by_differences = difference_rho(scores, min_size)
-    if by_differences is not None:
-        rho = min(rho, by_differences)
+    return factor_of(rho if by_differences is None else min(rho, by_differences))
+
+
+def factor_of(rho: float) -> float:
+    """The long-run variance factor (1 + rho) / (1 - rho) of an AR(1), rho clipped to [0, MAX_RHO]."""
     rho = min(max(rho, 0.0), MAX_RHO)
     return (1.0 + rho) / (1.0 - rho)
 
