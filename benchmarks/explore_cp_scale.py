@@ -11,13 +11,18 @@ swapped. Prints F1 / covering per set:
 * ``--scale``: the kernel on the values (the detector), on their logarithm where all are
   positive, and on the sum of both kernels;
 * ``--onset``: each boundary moved back to where a ramp towards the next segment starts;
+* ``--local``: the penalty of each segment times the dependence factor of its own residuals
+  (lag-1 autocorrelation of the normal scores about the segment's mean) instead of one factor
+  per trace: alone, and its geometric mean, minimum or maximum with the trace's factor;
+* ``--merge``: the merge of invisible changes at KS distances 0.3 and 0.4 (the detector: 0.5),
+  and without the merge;
 * ``--visible``: gpu-runs scored for predicting exactly the scheduled changes that move the
   median of the 50 iterations either side by at least 2, 5 and 10 %.
 
 ``cpu-old`` is the first CPU recording (made under load from other sessions), read from
 ``--cpu-old DIR`` when given (``git archive 11e0002 tests/analysis/data/cpu | tar -x -C DIR``).
 
-    python benchmarks/explore_cp_scale.py [--dependence] [--scale] [--onset] [--visible] [--cpu-old DIR]
+    python benchmarks/explore_cp_scale.py [--dependence] [--scale] [--onset] [--local] [--merge] [--visible] [--cpu-old DIR]
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ from tests.analysis.cp_real import covering, f_measure, load_recorded  # noqa: E
 from tracegen.analysis.changepoints import reference as R  # noqa: E402
 from tracegen.analysis.changepoints.kernel import KernelCost, refine  # noqa: E402
 from tracegen.analysis.changepoints.search import candidates, optimal_partition  # noqa: E402
+from tracegen.analysis.changepoints import visible  # noqa: E402
 from tracegen.analysis.changepoints.visible import merge_invisible  # noqa: E402
 
-SETS = ["tcpd", "rtt", "cpu", "cpu-seed1", "gpu", "gpu-runs"]
+SETS = ["tcpd", "rtt", "cpu", "cpu-seed1", "gpu", "gpu-runs", "gpu-runs-seed3"]
 
 
 def residual_only(scores, bounds, min_size):
@@ -94,6 +100,79 @@ def ramp_onsets(y, bounds, min_size, window, quantile=0.9):
         if gain[k] > 0 and t - (k + 1) >= a + min_size:
             b[j] = t - (k + 1)
     return np.asarray(b, dtype=np.int64)
+
+
+def segment_rho(scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``r[t, s]``: lag-1 autocorrelation of the scores of grid[s]..grid[t] about their mean
+    (0 where the segment is empty or flat), from prefix sums."""
+    x = scores
+    s1 = np.concatenate(([0.0], np.cumsum(x)))
+    s2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    lag = np.concatenate(([0.0], np.cumsum(x[:-1] * x[1:]), [0.0]))
+    lag[-1] = lag[-2]  # lag[k]: sum of x[t] x[t+1] for t < k, defined up to k = n
+    start, end = np.meshgrid(grid, grid)  # end[t, s] = grid[t], start[t, s] = grid[s]
+    length = (end - start).astype(np.float64)
+    last = np.clip(end - 1, start, x.size)  # pairs t, t+1 with start <= t < end - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = (s1[end] - s1[start]) / length
+        den = (s2[end] - s2[start]) - length * mu * mu
+        firsts = s1[last] - s1[start]  # x[start .. end-2]
+        seconds = s1[end] - s1[np.minimum(start + 1, end)]  # x[start+1 .. end-1]
+        num = (lag[last] - lag[start]) - mu * (firsts + seconds) + (length - 1) * mu * mu
+        r = num / den
+    r[~np.isfinite(r) | (length < 2)] = 0.0
+    return r
+
+
+def partition_with_penalties(C: np.ndarray, grid: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """search.optimal_partition with a penalty per segment, ``P[t, s]``, instead of one."""
+    m = grid.size - 1
+    F = np.zeros(m + 1)
+    prev = np.zeros(m + 1, dtype=np.intp)
+    for t in range(1, m + 1):
+        row = F[:t] + C[t, :t] + P[t, :t]
+        j = int(row.argmin())
+        F[t], prev[t] = row[j], j
+    if not np.isfinite(F[m]):
+        return np.array([0, grid[m]])
+    out = [m]
+    while out[-1] > 0:
+        out.append(int(prev[out[-1]]))
+    return grid[np.array(out[::-1])]
+
+
+def detect_local(y, combine: str, min_size=5):
+    """reference.detect with each segment's penalty times a factor of its own dependence,
+    combined with the trace's factor by ``combine`` (local, geometric, min or max)."""
+    n = y.size
+    cost = KernelCost(y)
+    if cost.bins <= 1:
+        return []
+    base = math.log(n)
+    scores = R.normal_scores(y)
+    grid = np.r_[0, candidates(scores, min_size), n]
+    C = cost.matrix(grid, min_size)
+    trace = R.dependence_factor(scores, optimal_partition(C, grid, base), min_size)
+    rho = np.clip(segment_rho(scores, grid), 0.0, R.MAX_RHO)
+    own = (1.0 + rho) / (1.0 - rho)
+    factor = {"local": own, "geometric": np.sqrt(own * trace), "min": np.minimum(own, trace),
+              "max": np.maximum(own, trace)}[combine]
+    bounds = refine(cost, partition_with_penalties(C, grid, base * factor), min_size, grid)
+    bounds = R.short_edges(scores, bounds, grid, min_size, trace)
+    return [int(b) for b in merge_invisible(y, bounds)[1:-1]]
+
+
+def with_merge_distance(distance: float):
+    """detect with the merge's KS threshold at ``distance`` (0: no merge at all, since every
+    pair then counts as apart)."""
+    def method(s, v):
+        saved = visible.MIN_DISTANCE
+        visible.MIN_DISTANCE = distance
+        try:
+            return detect(v)
+        finally:
+            visible.MIN_DISTANCE = saved
+    return method
 
 
 def detect(y, factor=R.dependence_factor, scale="values", min_size=5, onset=None):
@@ -152,6 +231,8 @@ def main(argv=None) -> int:
     p.add_argument("--scale", action="store_true")
     p.add_argument("--visible", action="store_true")
     p.add_argument("--onset", action="store_true")
+    p.add_argument("--local", action="store_true")
+    p.add_argument("--merge", action="store_true")
     p.add_argument("--cpu-old", type=Path)
     args = p.parse_args(argv)
     loaded = load_sets(SETS, None)
@@ -171,6 +252,13 @@ def main(argv=None) -> int:
     if args.onset:
         for window in (10, 20, 40):
             print(row(f"ramp onsets within {window}", sets, lambda s, v: detect(v, onset=window)))
+    if args.local:
+        for combine in ("local", "geometric", "min", "max"):
+            print(row(f"segment dependence factor: {combine}", sets, lambda s, v: detect_local(v, combine)))
+    if args.merge:
+        for distance in (0.3, 0.4, 0.5, 0.0):
+            label = "no merge" if distance == 0.0 else f"merge below KS {distance}"
+            print(row(label, sets, with_merge_distance(distance)))
     if args.visible:
         runs = {"gpu-runs": sets["gpu-runs"]}
         for ratio in (1.02, 1.05, 1.1):

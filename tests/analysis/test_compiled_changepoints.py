@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.analysis.cp_real import DATA, FIXTURES, load_gpu, load_json_set, load_recorded
+from tests.analysis.cp_real import DATA, FIXTURES, load_gpu, load_json_set, load_recorded, load_runs
 from tests.analysis.synthetic import random_trace
 from tracegen.analysis import detect_changepoints
 
@@ -18,7 +18,8 @@ def both(values, **kw):
 
 def _real_sets():
     sets = [("cpu", load_recorded(FIXTURES / "cpu")), ("cpu-seed1", load_recorded(FIXTURES / "cpu-seed1")),
-            ("gpu", load_gpu(FIXTURES / "gpu"))]
+            ("gpu", load_gpu(FIXTURES / "gpu")), ("gpu-runs", load_runs(FIXTURES / "gpu-runs")),
+            ("gpu-runs-seed3", load_runs(FIXTURES / "gpu-runs-seed3"))]
     for name in ("tcpd", "rtt"):  # built by benchmarks/build_cp_datasets.py where its sources are cloned
         path = DATA / "real" / f"{name}.json"
         if path.exists():

@@ -1,5 +1,6 @@
 """Real tracegen runs on the H200 whose gap changed at known iterations (``--schedule``,
-recorded by benchmarks/record_scheduled_runs.py into tests/analysis/data/gpu-runs)."""
+recorded by benchmarks/record_scheduled_runs.py into tests/analysis/data/gpu-runs, and
+gpu-runs-seed3: recorded later with another seed and models, never used to tune the detector)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from tracegen.analysis import detect_changepoints
 from tracegen.analysis.findings import analyze
 from tracegen.report.iterations import read_iterations
 
-RUNS = sorted((FIXTURES / "gpu-runs").glob("*/manifest.json"))
+FOLDERS = ("gpu-runs", "gpu-runs-seed3")
+RUNS = [m for folder in FOLDERS for m in sorted((FIXTURES / folder).glob("*/manifest.json"))]
 SERIES = load_runs(FIXTURES / "gpu-runs")
 
 
-def test_the_runs_and_their_schedules_load():
-    assert len(RUNS) >= 4 and len(SERIES) == 12 * len(RUNS)  # 6 variants x (host, GPU time) per run
-    for s in SERIES:
+@pytest.mark.parametrize("folder,count", [("gpu-runs", 4), ("gpu-runs-seed3", 2)])
+def test_the_runs_and_their_schedules_load(folder, count):
+    series = load_runs(FIXTURES / folder)
+    assert len(series) == 12 * count  # 4 or 2 runs x 6 variants x (host, GPU time)
+    for s in series:
         (truth,) = s.annotations
         assert len(truth) >= 3 and all(0 < t < s.values.size for t in truth) and (s.values > 0).all()
 
@@ -42,7 +46,7 @@ def test_scheduled_changes_that_move_the_latency_are_found():
     assert reported <= 1.5 * scheduled
 
 
-@pytest.mark.parametrize("manifest", RUNS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("manifest", RUNS, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
 def test_findings_on_a_scheduled_run_speak_of_the_schedule(manifest):
     run, iters = read_iterations(manifest.parent)
     result = analyze(run, iters=iters)

@@ -81,10 +81,11 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
     if t["baseline_ms"]:
         summary += f" and {t['ratio_to_baseline']:.2f}x the continuous baseline ({ms_text(t['baseline_ms'])})"
     if t["onset_iteration"] is not None:
-        summary += (f"; slower tiers start at iteration {t['onset_iteration']}"
-                    + (f" and the slowest holds from iteration {t['settle_iteration']}"
-                       if t["settle_iteration"] is not None else "")
-                    + f" ({pct_text(t['slower_share'])} of measured iterations).")
+        # the share belongs to the slower tiers together, not to the slowest one
+        summary += (f"; slower tiers start at iteration {t['onset_iteration']} and take "
+                    f"{pct_text(t['slower_share'])} of measured iterations"
+                    + (f", the slowest from iteration {t['settle_iteration']} on"
+                       if t["settle_iteration"] is not None else "") + ".")
     else:
         summary += (f"; the slow iterations ({pct_text(t['slower_share'])}) are at iterations "
                     f"{fmt_ranges(t['slow_ranges'])}.")
