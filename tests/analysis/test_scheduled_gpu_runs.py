@@ -1,6 +1,7 @@
 """Real tracegen runs on the H200 whose gap changed at known iterations (``--schedule``,
 recorded by benchmarks/record_scheduled_runs.py into tests/analysis/data/gpu-runs, and
-gpu-runs-seed3: recorded later with another seed and models, never used to tune the detector)."""
+gpu-runs-seed3 and gpu-runs-seed4: recorded later with other seeds and models, never used to tune
+the detector)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from tracegen.analysis import detect_changepoints
 from tracegen.analysis.findings import analyze
 from tracegen.report.iterations import read_iterations
 
-FOLDERS = ("gpu-runs", "gpu-runs-seed3")
+FOLDERS = ("gpu-runs", "gpu-runs-seed3", "gpu-runs-seed4")
 RUNS = [m for folder in FOLDERS for m in sorted((FIXTURES / folder).glob("*/manifest.json"))]
 SERIES = load_runs(FIXTURES / "gpu-runs")
 
 
-@pytest.mark.parametrize("folder,count", [("gpu-runs", 4), ("gpu-runs-seed3", 2)])
+@pytest.mark.parametrize("folder,count", [("gpu-runs", 4), ("gpu-runs-seed3", 2), ("gpu-runs-seed4", 2)])
 def test_the_runs_and_their_schedules_load(folder, count):
     series = load_runs(FIXTURES / folder)
     assert len(series) == 12 * count  # 4 or 2 runs x 6 variants x (host, GPU time)
