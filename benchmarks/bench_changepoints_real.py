@@ -8,6 +8,7 @@ covering, against every annotator):
 * ``cpu``: onnxruntime CPU latency traces with changes scheduled at known iterations
   (committed under tests/analysis/data/cpu, re-recorded by record_cpu_changes.py);
 * ``cpu-seed1``: 16 more traces of the same kind, another random schedule (--seed 1);
+* ``cpu-seed2``: 16 more (--seed 2), recorded after the detector was settled and scored once;
 * ``gpu``: torch on an NVIDIA H200 with the idle gap changed at known iterations, host and
   GPU time per iteration (tests/analysis/data/gpu, recorded by the lead; --gpu names another
   folder of the same format);
@@ -129,8 +130,8 @@ def load_sets(names, gpu: Path | None, cpu: Path | None = None, runs: Path | Non
             sets[name] = load_json_set(path)
         elif name == "cpu":
             sets[name] = load_recorded(cpu or FIXTURES / "cpu")
-        elif name == "cpu-seed1":
-            sets[name] = load_recorded(FIXTURES / "cpu-seed1")
+        elif name in ("cpu-seed1", "cpu-seed2"):
+            sets[name] = load_recorded(FIXTURES / name)
         elif name == "gpu":
             sets[name] = load_gpu(gpu or FIXTURES / "gpu")
         elif name == "gpu-runs":

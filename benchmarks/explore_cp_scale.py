@@ -45,7 +45,7 @@ from tracegen.analysis.changepoints.search import candidates, optimal_partition 
 from tracegen.analysis.changepoints import visible  # noqa: E402
 from tracegen.analysis.changepoints.visible import merge_invisible  # noqa: E402
 
-SETS = ["tcpd", "rtt", "cpu", "cpu-seed1", "gpu", "gpu-runs", "gpu-runs-seed3", "gpu-runs-seed4"]
+SETS = ["tcpd", "rtt", "cpu", "cpu-seed1", "cpu-seed2", "gpu", "gpu-runs", "gpu-runs-seed3", "gpu-runs-seed4"]
 
 
 def residual_only(scores, bounds, min_size):

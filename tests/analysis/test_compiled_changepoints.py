@@ -17,7 +17,7 @@ def both(values, **kw):
 
 
 def _real_sets():
-    sets = [("cpu", load_recorded(FIXTURES / "cpu")), ("cpu-seed1", load_recorded(FIXTURES / "cpu-seed1")),
+    sets = [*((f, load_recorded(FIXTURES / f)) for f in ("cpu", "cpu-seed1", "cpu-seed2")),
             ("gpu", load_gpu(FIXTURES / "gpu")), ("gpu-runs", load_runs(FIXTURES / "gpu-runs")),
             *((f, load_runs(FIXTURES / f)) for f in ("gpu-runs-seed3", "gpu-runs-seed4"))]
     for name in ("tcpd", "rtt"):  # built by benchmarks/build_cp_datasets.py where its sources are cloned

@@ -10,7 +10,6 @@ from tests.analysis.cp_real import FIXTURES, cover_single, covering, f_measure, 
 from tracegen.analysis import detect_changepoints
 
 RECORDED = load_recorded(FIXTURES / "cpu")
-SCHEDULE = json.loads((FIXTURES / "cpu" / "schedule.json").read_text())["traces"]
 GPU = load_gpu(FIXTURES / "gpu")
 
 
@@ -52,16 +51,20 @@ def test_every_recorded_trace_segments(series):
     assert cps == sorted(set(cps)) and all(0 < c < series.values.size for c in cps)
 
 
-def test_cpu_changes_that_move_the_latency_are_found():
+@pytest.mark.parametrize("folder", ["cpu", "cpu-seed1", "cpu-seed2"])
+def test_cpu_changes_that_move_the_latency_are_found(folder):
     # Scheduled changes whose measured effect (median of the 50 iterations after over the 50
     # before, recorded with the trace) is at least 1.5x either way. The recordings come from a
     # shared 2-core machine whose other load also changes, unscheduled: ask for 4 in 5 and no
-    # more than 3 reported change points per scheduled one (96 for 57 when recorded).
+    # more than 3 reported change points per scheduled one (when recorded: 31 of 35 found and
+    # 71 reported for 59 in cpu, 35 of 41 and 67 for 57 in cpu-seed1, 28 of 32 and 70 for 57 in
+    # cpu-seed2, the set recorded after the detector was settled).
+    schedule = json.loads((FIXTURES / folder / "schedule.json").read_text())["traces"]
     strong = hits = reported = scheduled = 0
-    for s in RECORDED:
+    for s in load_recorded(FIXTURES / folder):
         cps = detect_changepoints(s.values)
         reported += len(cps)
-        info = SCHEDULE[s.name]
+        info = schedule[s.name]
         scheduled += len(info["changepoints"])
         for c, ratio in zip(info["changepoints"], info["ratios"]):
             if ratio >= 1.5 or ratio <= 1 / 1.5:
