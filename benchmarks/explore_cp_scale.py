@@ -16,13 +16,15 @@ swapped. Prints F1 / covering per set:
   per trace: alone, and its geometric mean, minimum or maximum with the trace's factor;
 * ``--merge``: the merge of invisible changes at KS distances 0.3 and 0.4 (the detector: 0.5),
   and without the merge;
+* ``--penalty``: ``detect_changepoints`` itself with the penalty at 0.7-1.5 times log n (the
+  detector: 1.0), how sensitive the scores are to the BIC-like constant;
 * ``--visible``: gpu-runs scored for predicting exactly the scheduled changes that move the
   median of the 50 iterations either side by at least 2, 5 and 10 %.
 
 ``cpu-old`` is the first CPU recording (made under load from other sessions), read from
 ``--cpu-old DIR`` when given (``git archive 11e0002 tests/analysis/data/cpu | tar -x -C DIR``).
 
-    python benchmarks/explore_cp_scale.py [--dependence] [--scale] [--onset] [--local] [--merge] [--visible] [--cpu-old DIR]
+    python benchmarks/explore_cp_scale.py [--dependence] [--scale] [--onset] [--local] [--merge] [--penalty] [--visible] [--cpu-old DIR]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from tests.analysis.cp_real import covering, f_measure, load_recorded  # noqa: E
 from tracegen.analysis.changepoints import reference as R  # noqa: E402
 from tracegen.analysis.changepoints.kernel import KernelCost, refine  # noqa: E402
 from tracegen.analysis.changepoints.search import candidates, optimal_partition  # noqa: E402
+from tracegen.analysis import detect_changepoints  # noqa: E402
 from tracegen.analysis.changepoints import visible  # noqa: E402
 from tracegen.analysis.changepoints.visible import merge_invisible  # noqa: E402
 
@@ -233,6 +236,7 @@ def main(argv=None) -> int:
     p.add_argument("--onset", action="store_true")
     p.add_argument("--local", action="store_true")
     p.add_argument("--merge", action="store_true")
+    p.add_argument("--penalty", action="store_true")
     p.add_argument("--cpu-old", type=Path)
     args = p.parse_args(argv)
     loaded = load_sets(SETS, None)
@@ -259,6 +263,10 @@ def main(argv=None) -> int:
         for distance in (0.3, 0.4, 0.5, 0.0):
             label = "no merge" if distance == 0.0 else f"merge below KS {distance}"
             print(row(label, sets, with_merge_distance(distance)))
+    if args.penalty:
+        for k in (0.7, 0.85, 1.0, 1.2, 1.5):
+            print(row(f"penalty {k} log n", sets,
+                      lambda s, v: detect_changepoints(v, engine="numpy", penalty=k * math.log(v.size))))
     if args.visible:
         runs = {"gpu-runs": sets["gpu-runs"]}
         for ratio in (1.02, 1.05, 1.1):
