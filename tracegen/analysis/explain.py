@@ -24,6 +24,7 @@ from tracegen.analysis.facts import (
     per_variant,
     ranges,
     row,
+    schedule_of,
     stat,
 )
 from tracegen.analysis.model import Finding, Mitigation
@@ -85,7 +86,8 @@ def tier_facts(f: Facts, vid: int) -> dict[str, Any] | None:
     if start is None:
         tail = labels[-10:][labels[-10:] >= 0]
         start, final = int(labels[0]), (int(np.bincount(tail).argmax()) if tail.size else 0)
-    if start is not None and final is not None and start > 0 and final == 0:
+    if start is not None and final is not None and start > 0 and final == 0 and not _slow_after_first_segment(
+            f, vid, labels, numbers):
         return None  # slow first, fast afterwards: a warm-up (``warmup-too-short``), not an idle effect
     if "onset" in summary:  # the tier module's definitions, so the finding and the tier table agree
         onset_idx, settle_idx = summary.get("onset"), summary.get("settle")
@@ -109,6 +111,20 @@ def tier_facts(f: Facts, vid: int) -> dict[str, Any] | None:
         "slow_ranges": ranges(numbers, slower),
         "n": int(labels.size),
     }
+
+
+def _slow_after_first_segment(f: Facts, vid: int, labels: np.ndarray, numbers: np.ndarray) -> bool:
+    """For a scheduled variant (``--schedule``): whether the slower tiers hold at least
+    MIN_TIER_ITERS and MIN_TIER_SHARE of the iterations after its first scheduled change. A
+    warm-up ends inside the first segment (as ``warmup-too-short`` judges it), so a schedule
+    that starts with gaps and ends without them is slow first and fast last by design, not
+    warming up. False for a variant without a schedule."""
+    schedule = schedule_of(f, vid)
+    if not schedule or not schedule.get("change_points"):
+        return False
+    first = int(np.searchsorted(numbers, int(schedule["change_points"][0])))
+    later = int((labels[first:] > 0).sum())
+    return later >= MIN_TIER_ITERS and later >= MIN_TIER_SHARE * labels.size
 
 
 def baseline_levels(f: Facts, vid: int | None) -> list[float]:
