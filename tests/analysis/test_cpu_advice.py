@@ -1,8 +1,8 @@
 """Advice that fits the run: no finding of a CPU run, nor its findings on the page, mentions
 CUDA, SMs, TensorRT or nvidia-smi; GPU runs get their backend's advice (torch vs TensorRT).
 
-The CPU runs: the real onnxruntime run in examples/cpu-tiny-onnxruntime (see examples/README.md)
-and a synthetic onnxruntime run shaped to fire every rule a CPU run can fire (saturated
+The CPU runs: the real onnxruntime run in examples/cpu-tiny-onnxruntime (see examples/README.md),
+a real one with a gap schedule (tests/analysis/data/cpu-scheduled) and a synthetic onnxruntime run shaped to fire every rule a CPU run can fire (saturated
 batching, a missed latency budget, tiers and a host wake-up after sleeping, a short warm-up)."""
 
 from __future__ import annotations
@@ -33,10 +33,15 @@ def _cpu_specs():
                paced("spin", 20, gpu=False, iterations=200, seed=4)])
 
 
-@pytest.fixture(scope="module", params=["example", "synthetic"])
+SCHEDULED = Path(__file__).resolve().parent / "data" / "cpu-scheduled" / "cpu-tiny-schedule"
+
+
+@pytest.fixture(scope="module", params=["example", "scheduled", "synthetic"])
 def cpu_run(request, tmp_path_factory):
     if request.param == "example":
         return read_run(EXAMPLES / "cpu-tiny-onnxruntime")
+    if request.param == "scheduled":
+        return read_run(SCHEDULED)
     return make_run(tmp_path_factory.mktemp("cpu"), _cpu_specs(), run_id="cpu-synthetic", manifest=CPU_MANIFEST)
 
 
@@ -77,3 +82,11 @@ def test_gpu_advice_fits_the_backend(tmp_path, backend, wanted, unwanted):
     f = next(f for f in analyze(run).findings if f.id == "enqueue-bound")
     graph = next(m for m in f.mitigations if m.title.startswith("Launch the network as a CUDA graph"))
     assert wanted in graph.action and unwanted not in graph.action
+
+
+def test_a_scheduled_cpu_run_says_what_its_gaps_cost_and_what_busy_waiting_removes():
+    found = {f.id: f for f in analyze(read_run(SCHEDULED)).findings}
+    cost = found["scheduled-gap-cost"]
+    assert cost.evidence["pacing"] == "sleep" and cost.evidence["ratio"] >= 1.05
+    assert [c["contrast"] for c in cost.evidence["contrasts"]] == ["spin vs sleep"]  # nothing of a GPU
+
