@@ -10,6 +10,7 @@ broad eager-launch distribution does not, even at twice the back-to-back latency
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from tracegen.analysis import explain as X
 from tracegen.analysis import mitigations as M
@@ -26,34 +27,60 @@ CONTRASTS = (("spin", "sleep", "host wake-up", "busy_wait"), ("keepalive", "slee
              ("graph", "eager", "launch path", "cuda_graph"))
 
 
+def _series(f: Facts, vid: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Iteration numbers of a variant's measured iterations and, per iteration, its latency, its
+    GPU compute (every step's GPU time but the gap's; NaN without GPU times) and the median SM
+    clock of the telemetry samples in it (NaN without samples), in ms and MHz."""
+    m = measured(f.iters, vid)
+    numbers = m["iteration"].to_numpy()
+    gpu_cols = [c for c in m.columns if c.endswith("_gpu_ns") and c != "idle_gpu_ns"]
+    gpu = (m.select(pl.sum_horizontal(gpu_cols)).to_series().to_numpy().astype(float) / NS_PER_MS
+           if gpu_cols and has_gpu_times(f.iters) else np.full(numbers.size, np.nan))
+    clock = np.full(numbers.size, np.nan)
+    t = f.iter_telemetry
+    if t is not None and t.height and "sm_clock_mhz" in t.columns:
+        t = t.filter(pl.col("variant_id") == vid).drop_nulls("sm_clock_mhz")
+        at = {int(i): float(c) for i, c in zip(t["iteration"].to_list(), t["sm_clock_mhz"].to_list())}
+        clock = np.array([at.get(int(i), np.nan) for i in numbers])
+    return numbers, {"latency": m["latency_ns"].to_numpy() / NS_PER_MS, "gpu": gpu, "clock": clock}
+
+
+def _median(x: np.ndarray) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else None
+
+
 def gap_rows(f: Facts) -> list[dict]:
-    """One row per scheduled variant, gap and pacing of its segments: median latency there
-    against the median of the variant's own 0 ms segments."""
+    """One row per scheduled variant, gap and pacing of its segments: median latency, GPU compute
+    and SM clock there against the medians of the variant's own 0 ms segments."""
     out = []
     for vid in paced_ids(f):
         schedule = schedule_of(f, vid)
         if not schedule:
             continue
-        m = measured(f.iters, vid)
-        numbers, y = m["iteration"].to_numpy(), m["latency_ns"].to_numpy() / NS_PER_MS
-        parts: dict[tuple[float, str], list[np.ndarray]] = {}
+        numbers, series = _series(f, vid)
+        where: dict[tuple[float, str], np.ndarray] = {}
         for seg in schedule["segments"]:
             lo = int(seg["start_iteration"])
-            inside = y[(numbers >= lo) & (numbers < lo + int(seg["iterations"]))]
             gap = float(seg["gap_ms"])
-            parts.setdefault((gap, "none" if gap == 0 else str(seg.get("pacing"))), []).append(inside)
-        values = {k: np.concatenate(v) for k, v in parts.items() if sum(p.size for p in v)}
-        back = values.pop((0.0, "none"), None)
-        if back is None or not values:
+            key = (gap, "none" if gap == 0 else str(seg.get("pacing")))
+            inside = (numbers >= lo) & (numbers < lo + int(seg["iterations"]))
+            where[key] = where[key] | inside if key in where else inside
+        where = {k: w for k, w in where.items() if w.any()}
+        back = where.pop((0.0, "none"), None)
+        if back is None or not where:
             continue
-        base = float(np.median(back))
+        base = {k: _median(v[back]) for k, v in series.items()}
         r = row(f, vid)
-        for (gap, pacing), v in sorted(values.items()):
-            med = float(np.median(v))
+        for (gap, pacing), w in sorted(where.items()):
+            med = {k: _median(v[w]) for k, v in series.items()}
+            lat, b = med["latency"], base["latency"]
             out.append({"variant_id": vid, "variant": r["name"], "gap_ms": gap, "pacing": pacing,
-                        "launch": r.get("launch"), "sync_mode": r.get("sync_mode"), "median_ms": med,
-                        "back_to_back_ms": base, "extra_ms": med - base, "ratio": med / base if base else None,
-                        "iterations": int(v.size)})
+                        "launch": r.get("launch"), "sync_mode": r.get("sync_mode"), "median_ms": lat,
+                        "back_to_back_ms": b, "extra_ms": lat - b, "ratio": lat / b if b else None,
+                        "gpu_ms": med["gpu"], "back_to_back_gpu_ms": base["gpu"],
+                        "sm_clock_mhz": med["clock"], "back_to_back_sm_clock_mhz": base["clock"],
+                        "iterations": int(w.sum())})
     return out
 
 
@@ -95,14 +122,36 @@ def _sentence(c: dict) -> str:
     """One contrast in words, with both variants' extra time."""
     alt, ref = c["contrast"].split(" vs ")
     what = {"spin": "Busy-waiting", "keepalive": "Keep-alive", "graph": "A CUDA graph"}[alt]
-    both = f"+{ms_text(c['alt_extra_ms'])} against +{ms_text(c['ref_extra_ms'])} with {ref}"
+    both = f"+{ms_text(c['alt_extra_ms'])} with {alt} against +{ms_text(c['ref_extra_ms'])} with {ref}"
+    whose = "the eager variant's" if alt == "graph" else "the"
     if c["removed_fraction"] >= X.REMOVES_MOST:
-        return (f"{what} removes {pct_text(c['removed_fraction'])} of the extra time ({both}): "
-                f"the {c['mechanism']} pays for the gap.")
+        return (f"{what} removes {pct_text(c['removed_fraction'])} of {whose} extra time ({both}): "
+                f"the {c['mechanism']} pays for most of it.")
     if c["removed_fraction"] < X.RULED_OUT:
         return f"{what} does not help ({both}): not the {c['mechanism']}."
-    return (f"{what} removes {pct_text(c['removed_fraction'])} of the extra time ({both}): "
+    return (f"{what} removes {pct_text(c['removed_fraction'])} of {whose} extra time ({both}): "
             f"the {c['mechanism']} explains part of it.")
+
+
+def _gpu_extra(r: dict) -> float | None:
+    return None if r["gpu_ms"] is None or r["back_to_back_gpu_ms"] is None else r["gpu_ms"] - r["back_to_back_gpu_ms"]
+
+
+def _where(r: dict) -> str:
+    """Where the headline's extra time sits (its GPU compute or not) and what the SM clock did."""
+    out = ""
+    g = _gpu_extra(r)
+    if g is not None and r["extra_ms"] > 0:
+        out += (f" Its GPU compute grows by {ms_text(g)} of the {ms_text(r['extra_ms'])} "
+                f"({pct_text(min(max(g / r['extra_ms'], 0.0), 1.0))}): "
+                + ("the GPU's own work takes longer after the gap." if g >= X.GPU_SHARE * r["extra_ms"]
+                   else "most of the extra time is outside the GPU's work (host, launch, synchronisation)."))
+    c, cb = r["sm_clock_mhz"], r["back_to_back_sm_clock_mhz"]
+    if c is not None and cb:
+        out += (f" SM clock unchanged ({c:.0f} MHz against {cb:.0f} MHz back to back)." if abs(c - cb) < X.CLOCK_DROP * cb
+                else f" The SM clock is {pct_text(abs(cb - c) / cb)} {'lower' if c < cb else 'higher'} under the gap "
+                     f"({c:.0f} MHz against {cb:.0f} MHz back to back).")
+    return out
 
 
 @finding_kind("scheduled-gap-cost", severities=("info", "warning"))
@@ -127,6 +176,7 @@ def rule_scheduled_gap_cost(f: Facts) -> Finding | None:
                            for r in at_gap)
                + f". The costliest {'sleep-paced one' if worst['pacing'] == 'sleep' else 'one'} is {_label(worst)}: "
                f"{ms_text(worst['median_ms'])} median against {ms_text(worst['back_to_back_ms'])} back to back."
+               + _where(worst)
                + "".join(" " + _sentence(c) for c in cs)
                + f" {len({r['variant_id'] for r in costly})} of {len({r['variant_id'] for r in rows})} scheduled "
                "variants are slower under some gap; the evidence has every gap and variant.")
@@ -145,11 +195,14 @@ def rule_scheduled_gap_cost(f: Facts) -> Finding | None:
         summary=summary,
         evidence={"gap_ms": gap, "pacing": worst["pacing"], "launch": worst["launch"], "median_ms": worst["median_ms"],
                   "back_to_back_ms": worst["back_to_back_ms"], "extra_ms": worst["extra_ms"], "ratio": worst["ratio"],
+                  "gpu_extra_ms": _gpu_extra(worst), "sm_clock_mhz": worst["sm_clock_mhz"],
+                  "back_to_back_sm_clock_mhz": worst["back_to_back_sm_clock_mhz"],
                   "threshold": f"median >= {GAP_COST}x and >= {X.GAP_MIN_MS} ms above the variant's 0 ms segments",
                   "contrasts": [{k: c[k] for k in ("contrast", "mechanism", "ref_extra_ms", "alt_extra_ms",
                                                    "removed_fraction")} for c in cs],
                   "per_variant": [{k: r[k] for k in ("variant", "gap_ms", "pacing", "median_ms", "back_to_back_ms",
-                                                     "extra_ms", "ratio")} for r in rows]},
+                                                     "extra_ms", "ratio", "gpu_ms", "back_to_back_gpu_ms")}
+                                  for r in rows]},
         variants=tuple(dict.fromkeys([worst["variant_id"]] + [r["variant_id"] for r in costly])),
         iterations=its if numbers.size else (), mitigations=tuple(mitigations), nsys_hint=hint,
         chart="latency_trace")
