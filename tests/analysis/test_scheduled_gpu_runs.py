@@ -125,3 +125,26 @@ def test_resnet18_on_the_h200_the_launch_path_pays_for_the_gap_not_host_wake_up_
     ev = cost.evidence  # the graph variant's own extra time is GPU compute, at an unchanged SM clock
     assert ev["gpu_extra_ms"] >= 0.6 * ev["extra_ms"] and ev["sm_clock_mhz"] == ev["back_to_back_sm_clock_mhz"]
     assert "the GPU's own work takes longer after the gap" in cost.summary and "SM clock unchanged" in cost.summary
+
+
+EXAMPLE_NSYS = FIXTURES.parents[2] / "examples" / "h100-small-nsys"
+
+
+@pytest.mark.parametrize("run_dir", [m.parent for m in RUNS] + [EXAMPLE_NSYS], ids=lambda p: p.name)
+def test_the_fast_tier_the_nsys_hint_compares_with_is_fast(run_dir):
+    # The hint once named "iterations 10-10" (h100-small-nsys) and "20-20" (sched-s4-0): the
+    # iterations before the first slow ones, none where the variant is slow from the start.
+    import re
+
+    from tracegen.analysis.facts import collect_facts, iteration_numbers
+
+    run, iters = read_iterations(run_dir)
+    tiers = next((f for f in analyze(run, iters=iters).findings if f.id == "idle-delay-tiers"), None)
+    if tiers is None:
+        pytest.skip("no tiers in this run")
+    first, last = map(int, re.search(r"compare with iterations (\d+)-(\d+)[^;]*\(fast tier\)", tiers.nsys_hint).groups())
+    f = collect_facts(run, iters=iters)
+    vid = tiers.variants[0]
+    numbers, labels = iteration_numbers(f, vid), np.asarray(f.tiers[vid].labels)
+    inside = labels[(numbers >= first) & (numbers <= last)]
+    assert last - first >= 4 and np.mean(inside == 0) >= 0.8, (first, last)

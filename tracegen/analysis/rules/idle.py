@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tracegen.analysis import explain as X
 from tracegen.analysis import verdict as V
 from tracegen.analysis.attribution import find_sibling, has_gpu_times
@@ -18,6 +20,7 @@ from tracegen.analysis.facts import (
     name,
     nsys_hint,
     paced_ids,
+    ranges,
     row,
     schedule_of,
     stat,
@@ -104,7 +107,13 @@ def rule_idle_tiers(f: Facts) -> Finding | None:
     fast_hint = None
     if first:
         numbers = iteration_numbers(f, vid)
-        fast_hint = f"iterations {int(numbers[0])}-{max(int(numbers[0]), first[0] - 1)} of the same range (fast tier)"
+        if first[0] > int(numbers[0]):  # fast before the first slow iterations
+            fast = ((int(numbers[0]), first[0] - 1),)
+        else:  # slow from the start (a schedule that starts with gaps): the longest fast run
+            labels = np.asarray(f.tiers[vid].labels)
+            fast = ranges(numbers, labels == 0, keep=1) if labels.size == numbers.size else ()
+        if fast:
+            fast_hint = f"iterations {fmt_ranges(fast)} of the same range (fast tier)"
     return Finding(
         id="idle-delay-tiers", severity=severity,
         title=(f"Latency tiers under the gap schedule {schedule['spec']}" if schedule else
