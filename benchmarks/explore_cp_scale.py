@@ -18,13 +18,15 @@ swapped. Prints F1 / covering per set:
   and without the merge;
 * ``--penalty``: ``detect_changepoints`` itself with the penalty at 0.7-1.5 times log n (the
   detector: 1.0), how sensitive the scores are to the BIC-like constant;
+* ``--candidates``: the candidates' MOSUM threshold at 2.0 (the detector), 1.5, 1.0, 0.5 and 0
+  (every local maximum), in the numpy pipeline: what a looser candidate set lets the search find;
 * ``--visible``: gpu-runs scored for predicting exactly the scheduled changes that move the
   median of the 50 iterations either side by at least 2, 5 and 10 %.
 
 ``cpu-old`` is the first CPU recording (made under load from other sessions), read from
 ``--cpu-old DIR`` when given (``git archive 11e0002 tests/analysis/data/cpu | tar -x -C DIR``).
 
-    python benchmarks/explore_cp_scale.py [--dependence] [--scale] [--onset] [--local] [--merge] [--penalty] [--visible] [--cpu-old DIR]
+    python benchmarks/explore_cp_scale.py [--dependence] [--scale] [--onset] [--local] [--merge] [--penalty] [--candidates] [--visible] [--cpu-old DIR]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from benchmarks.bench_changepoints_real import ffill, load_sets  # noqa: E402
 from tests.analysis.cp_real import covering, f_measure, load_recorded  # noqa: E402
 from tracegen.analysis.changepoints import reference as R  # noqa: E402
 from tracegen.analysis.changepoints.kernel import KernelCost, refine  # noqa: E402
+from tracegen.analysis.changepoints import search  # noqa: E402
 from tracegen.analysis.changepoints.search import candidates, optimal_partition  # noqa: E402
 from tracegen.analysis import detect_changepoints  # noqa: E402
 from tracegen.analysis.changepoints import visible  # noqa: E402
@@ -237,6 +240,7 @@ def main(argv=None) -> int:
     p.add_argument("--local", action="store_true")
     p.add_argument("--merge", action="store_true")
     p.add_argument("--penalty", action="store_true")
+    p.add_argument("--candidates", action="store_true")
     p.add_argument("--cpu-old", type=Path)
     args = p.parse_args(argv)
     loaded = load_sets(SETS, None)
@@ -267,6 +271,14 @@ def main(argv=None) -> int:
         for k in (0.7, 0.85, 1.0, 1.2, 1.5):
             print(row(f"penalty {k} log n", sets,
                       lambda s, v: detect_changepoints(v, engine="numpy", penalty=k * math.log(v.size))))
+    if args.candidates:
+        saved = search.CANDIDATE_Z
+        try:
+            for z in (2.0, 1.5, 1.0, 0.5, 0.0):
+                search.CANDIDATE_Z = z  # read by search.candidates at each call (the numpy pipeline)
+                print(row(f"candidates above z {z}", sets, lambda s, v: detect(v)))
+        finally:
+            search.CANDIDATE_Z = saved
     if args.visible:
         runs = {"gpu-runs": sets["gpu-runs"]}
         for ratio in (1.02, 1.05, 1.1):
