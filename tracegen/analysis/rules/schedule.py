@@ -102,14 +102,14 @@ def contrasts_at(rows: list[dict], worst: dict, gpu: bool) -> list[dict]:
     """At ``worst``'s gap, the share of the extra time each contrast removes, between rows that
     differ in that one setting (pacing or launch) alone. Without GPU times (a CPU run) only
     busy-waiting: keep-alive and CUDA graphs speak of a GPU."""
-    def same(r, **change):
+    def same(**change):
         want = {k: change.get(k, worst[k]) for k in ("gap_ms", "pacing", "launch", "sync_mode")}
         return next((x for x in rows if all(x[k] == v for k, v in want.items())), None)
 
     out = []
     for alt, ref, mechanism, key in CONTRASTS if gpu else CONTRASTS[:1]:
         field = "launch" if alt == "graph" else "pacing"
-        a, b = same(worst, **{field: alt}), same(worst, **{field: ref})
+        a, b = same(**{field: alt}), same(**{field: ref})
         if a is None or b is None or b["extra_ms"] < X.GAP_MIN_MS:
             continue
         out.append({"contrast": f"{alt} vs {ref}", "mechanism": mechanism, "advice": key,
