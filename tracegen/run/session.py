@@ -4,6 +4,7 @@ so every exit path (end, Ctrl-C, error) releases in the reverse order of acquisi
 
 from __future__ import annotations
 
+import gc
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -27,6 +28,10 @@ def engine(plan: RunPlan, sync_mode: str) -> Iterator[tuple[Device, Backend]]:
     finally:
         try:
             backend.deactivate()
+            # Page-locked buffers and events caught in reference cycles (a model's closures,
+            # a captured graph) are freed while their context is still current: collected after
+            # deactivate, PyCUDA can only warn that it could not clean them up.
+            gc.collect()
         finally:
             device.deactivate()
 
